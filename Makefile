@@ -1,0 +1,42 @@
+# Quick start: `make demo`, then `make test`. Both run `make setup` first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-deps demo test lint typecheck unit bench layer-sizes clean
+
+setup: $(STAMP)
+
+# Reinstall only when the project's dependencies change; quick when done.
+$(STAMP): pyproject.toml
+	bash .ci/system-deps
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+system-deps:
+	bash .ci/system-deps
+
+demo: setup
+	$(BIN)/minidrama demo --out demo-out
+
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+test: lint
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: setup
+	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/metrics_bench.py
+
+layer-sizes: setup
+	$(BIN)/python bench/layer_sizes.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis demo-out build .aws-sam

@@ -1,0 +1,3 @@
+from minidrama.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""The ``minidrama`` command (also ``python -m minidrama``): the operator's trusted path.
+
+Each subcommand parses its arguments here and makes one call into the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+from minidrama.config import ConfigError, app_or_default, load_apps, register_app
+from minidrama.lake import Storage, open_lake
+
+__all__ = ["main"]
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-28") from error
+
+
+def _add_lake(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lake",
+        help="lake location: a directory or s3://bucket/prefix (default: $MINIDRAMA_LAKE, else ./lake)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minidrama", description="Analytics and daily reports for mini drama apps.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    apps = commands.add_parser("apps", help="register apps and list them")
+    apps_commands = apps.add_subparsers(dest="apps_command", required=True, metavar="ACTION")
+    add = apps_commands.add_parser("add", help="register an app (or update it) and print a new API key once")
+    _add_lake(add)
+    add.add_argument("app_id")
+    add.add_argument("--timezone", help="IANA time zone of the app's calendar day (default UTC)")
+    add.add_argument("--currency", help="reporting currency, ISO 4217 (default USD)")
+    add.add_argument("--email", nargs="+", metavar="ADDR", help="report recipients")
+    listing = apps_commands.add_parser("list", help="list registered apps (without keys)")
+    _add_lake(listing)
+
+    ingest = commands.add_parser("ingest", help="ingest NDJSON files of events")
+    _add_lake(ingest)
+    ingest.add_argument("--app", required=True)
+    ingest.add_argument("files", nargs="+", metavar="FILE")
+
+    compute = commands.add_parser("compute", help="compute the daily metrics documents")
+    _add_lake(compute)
+    compute.add_argument("--app", required=True)
+    compute.add_argument("--date", required=True, type=_day)
+    compute.add_argument("--to", type=_day, help="last date to compute (default: --date)")
+
+    report = commands.add_parser("report", help="render the daily report (HTML, PDF, email)")
+    _add_lake(report)
+    report.add_argument("--app", required=True)
+    report.add_argument("--date", required=True, type=_day)
+    report.add_argument("--email-to", nargs="+", metavar="ADDR", help="recipients (default: the app's)")
+
+    serve = commands.add_parser("serve", help="serve the HTTP ingestion API on the local lake")
+    _add_lake(serve)
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", default="127.0.0.1")
+
+    demo = commands.add_parser("demo", help="simulate a demo app for weeks, compute every day, render the report")
+    _add_lake(demo)
+    demo.add_argument("--out", type=Path, default=Path("demo-out"), help="where the demo writes (default ./demo-out)")
+    demo.add_argument("--days", type=int, default=35, help="how many days to simulate (default 35)")
+    demo.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as error:
+        print(f"minidrama: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from minidrama.demo import run_demo
+
+        return run_demo(out_dir=args.out, lake=args.lake, days=args.days, seed=args.seed)
+
+    storage: Storage = open_lake(args.lake)
+    if args.command == "apps":
+        if args.apps_command == "add":
+            app, api_key = register_app(storage, args.app_id, args.timezone, args.currency, args.email)
+            print(json.dumps({"app_id": app.app_id, "api_key": api_key}))
+        else:
+            for app in load_apps(storage).values():
+                print(json.dumps(app.public()))
+        return 0
+    if args.command == "ingest":
+        from minidrama.ingestion import ingest_files
+
+        return ingest_files(storage, app_or_default(storage, args.app), [Path(p) for p in args.files])
+    if args.command == "compute":
+        from minidrama.metrics import compute_days
+
+        end = args.to or args.date
+        if end < args.date:
+            print("minidrama: --to must not be before --date", file=sys.stderr)
+            return 2
+        days = [args.date + timedelta(days=n) for n in range((end - args.date).days + 1)]
+        for key in compute_days(storage, app_or_default(storage, args.app), days):
+            print(f"{storage.uri.rstrip('/')}/{key}")
+        return 0
+    if args.command == "report":
+        from minidrama.report import report_command
+
+        return report_command(storage, app_or_default(storage, args.app), args.date, args.email_to)
+    if args.command == "serve":
+        from minidrama.server import serve
+
+        serve(storage, host=args.host, port=args.port)
+        return 0
+    raise AssertionError(f"unhandled command {args.command}")

@@ -1,0 +1,249 @@
+"""The lake: where everything lives, under an S3 bucket or a local directory.
+
+Layout functions are pure (a key in, a path string out); storage is two small
+implementations of one interface, :class:`LocalStorage` and :class:`S3Storage`.
+Keys always use ``/`` and never start with one.
+
+Layout (SPEC section 3, plus the project's own areas)::
+
+    events/app_id={app}/dt={YYYY-MM-DD}/hour={HH}/{uuid}.parquet
+    quarantine/app_id={app}/dt={YYYY-MM-DD}/{uuid}.jsonl
+    metrics/app_id={app}/dt={YYYY-MM-DD}/metrics.json
+    reports/app_id={app}/dt={YYYY-MM-DD}/report.html | report.pdf | report.eml
+    state/app_id={app}/day_facts/dt={YYYY-MM-DD}/...     per-day facts of the metrics engine
+    config/apps.json                                     registered apps (key hashes, settings)
+    config/rates.json                                    currency conversion rates
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "ObjectInfo",
+    "Storage",
+    "LocalStorage",
+    "S3Storage",
+    "NotFoundError",
+    "open_lake",
+    "events_partition",
+    "events_key",
+    "quarantine_key",
+    "metrics_key",
+    "report_key",
+    "state_prefix",
+    "APPS_CONFIG_KEY",
+    "RATES_CONFIG_KEY",
+]
+
+APPS_CONFIG_KEY = "config/apps.json"
+RATES_CONFIG_KEY = "config/rates.json"
+
+
+class NotFoundError(KeyError):
+    """The key does not exist in the lake."""
+
+
+# --- layout (pure) ---------------------------------------------------------------------------
+
+
+def events_partition(app_id: str, dt: date | str, hour: int) -> str:
+    """The prefix of one hour partition of accepted events (UTC date and hour)."""
+    return f"events/app_id={app_id}/dt={_iso(dt)}/hour={hour:02d}/"
+
+
+def events_key(app_id: str, dt: date | str, hour: int, name: str | None = None) -> str:
+    """A new Parquet file key inside an hour partition."""
+    return events_partition(app_id, dt, hour) + f"{name or uuid.uuid4().hex}.parquet"
+
+
+def quarantine_key(app_id: str, received: date | str, name: str | None = None) -> str:
+    """A new quarantine file key, by the UTC date the input was received."""
+    return f"quarantine/app_id={app_id}/dt={_iso(received)}/{name or uuid.uuid4().hex}.jsonl"
+
+
+def metrics_key(app_id: str, day: date | str) -> str:
+    return f"metrics/app_id={app_id}/dt={_iso(day)}/metrics.json"
+
+
+def report_key(app_id: str, day: date | str, filename: str) -> str:
+    return f"reports/app_id={app_id}/dt={_iso(day)}/{filename}"
+
+
+def state_prefix(app_id: str) -> str:
+    return f"state/app_id={app_id}/"
+
+
+def _iso(value: date | str) -> str:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    version: str  # changes whenever the object's content changes (ETag on S3, mtime+size locally)
+
+
+class Storage(Protocol):
+    """What the rest of the package needs from a lake."""
+
+    uri: str
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def list(self, prefix: str) -> list[ObjectInfo]: ...
+
+    def delete(self, keys: list[str]) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def local_copy(self, key: str, directory: Path) -> Path:
+        """A local file path holding the object (the file itself for a local lake)."""
+        ...
+
+
+class LocalStorage:
+    """A lake that is a directory on disk. Writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.uri = str(self.root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            Path(tmp).replace(target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError as error:
+            raise NotFoundError(key) from error
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        base = self.path(prefix.rstrip("/")) if prefix.endswith("/") else self.path(prefix).parent
+        if not base.exists():
+            return []
+        found = []
+        for path in _walk(base):
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix) and not path.name.startswith(".tmp-"):
+                stat = path.stat()
+                found.append(ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}"))
+        return sorted(found, key=lambda info: info.key)
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self.path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def local_copy(self, key: str, directory: Path) -> Path:
+        path = self.path(key)
+        if not path.is_file():
+            raise NotFoundError(key)
+        return path
+
+
+def _walk(base: Path) -> Iterator[Path]:
+    for dirpath, _dirnames, filenames in os.walk(base):
+        for filename in filenames:
+            yield Path(dirpath) / filename
+
+
+class S3Storage:
+    """A lake under ``s3://bucket/prefix``; the boto3 client is passed in."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.uri = f"s3://{bucket}/{self.prefix}"
+
+    def _full(self, key: str) -> str:
+        return self.prefix + key
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else {}
+        self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data, **extra)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+        except self.client.exceptions.NoSuchKey as error:
+            raise NotFoundError(key) from error
+        return response["Body"].read()
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        found = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._full(prefix)):
+            for item in page.get("Contents", []):
+                key = item["Key"][len(self.prefix) :]
+                found.append(ObjectInfo(key, item["Size"], item["ETag"].strip('"')))
+        return sorted(found, key=lambda info: info.key)
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": self._full(key)} for key in chunk], "Quiet": True},
+            )
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except self.client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
+
+    def local_copy(self, key: str, directory: Path) -> Path:
+        target = directory / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client.download_file(self.bucket, self._full(key), str(target))
+        except self.client.exceptions.ClientError as error:
+            raise NotFoundError(key) from error
+        return target
+
+
+def open_lake(location: str | Path | None = None, s3_client: Any = None) -> Storage:
+    """Open ``s3://bucket/prefix`` or a local directory; default ``$MINIDRAMA_LAKE``, else ``./lake``."""
+    location = str(location or os.environ.get("MINIDRAMA_LAKE") or "lake")
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[len("s3://") :].partition("/")
+        if s3_client is None:
+            import boto3
+
+            s3_client = boto3.client("s3")
+        return S3Storage(s3_client, bucket, prefix)
+    return LocalStorage(location)
