@@ -1,0 +1,458 @@
+"""Every metric of the daily document, written once as SQL.
+
+The SQL keeps to a portable subset (CTEs, window functions, CASE, UNION ALL, no QUALIFY, no
+GROUP BY ALL, no engine-specific functions scattered around) so that the same definitions can run
+on Athena over the same Parquet later. The two engine-specific pieces sit behind one small
+function each: :func:`median` and :func:`read_events`.
+
+The queries read these relations, prepared by the engine for day D:
+
+``day_events``
+    D's events of known names, deduplicated by ``event_id``; columns of ``DAY_EVENT_COLUMNS``.
+``launch_history(day, user_id, os, region, launches)``
+    successful launches per user, os and region for every day up to and including D.
+``order_history(day, event_name, order_id, event_id, event_time, user_id, os, region, amount, product_id)``
+    the earliest copy of each order within its day, for every day up to and including D.
+
+Segments: an event (or a per-user row carrying os and region) belongs to ``all``, to
+``os:<os>`` and to ``region:<region>``; :func:`by_segment` expands rows into those three.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from minidrama.schema import FUNNEL_PAGE_VIEWS, KNOWN_EVENT_NAMES
+
+__all__ = [
+    "DAY_EVENT_COLUMNS",
+    "median",
+    "by_segment",
+    "read_events",
+    "empty_events",
+    "day_events_sql",
+    "launch_facts_sql",
+    "order_facts_sql",
+    "PREPARE_SQL",
+    "metric_queries",
+]
+
+# What the metrics need of an event (the rest of the columns are never read).
+DAY_EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "event_name",
+    "event_time",
+    "received_at",
+    "user_id",
+    "session_id",
+    "os",
+    "region",
+    "entry_point",
+    "success",
+    "launch_ms",
+    "device_brand",
+    "device_model",
+    "tiktok_version",
+    "gender",
+    "age_group",
+    "duration_ms",
+    "order_id",
+    "amount",
+    "product_id",
+)
+
+_COLUMN_TYPES = {
+    "event_time": "TIMESTAMP WITH TIME ZONE",
+    "received_at": "TIMESTAMP WITH TIME ZONE",
+    "success": "BOOLEAN",
+    "launch_ms": "BIGINT",
+    "duration_ms": "BIGINT",
+    "amount": "DECIMAL(38, 6)",
+}
+
+
+def median(expression: str) -> str:
+    """Exact median (the mean of the two middle values for an even count; NULL for none).
+
+    DuckDB's ``median`` is exact and averages the middle pair for numeric input. On Athena this
+    becomes a window-function form (row_number and count over the partition); keep every median
+    behind this function so that only it changes.
+    """
+    return f"median(CAST({expression} AS DOUBLE))"
+
+
+def _literal_date(day: date) -> str:
+    return f"DATE '{day.isoformat()}'"
+
+
+def _literal_timestamp(instant: datetime) -> str:
+    return f"TIMESTAMP WITH TIME ZONE '{instant.isoformat(sep=' ')}'"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def by_segment(relation: str, columns: str) -> str:
+    """Rows of ``relation`` (which has ``os`` and ``region``) once per segment they belong to."""
+    return (
+        f"(SELECT 'all' AS segment, {columns} FROM {relation}"
+        f" UNION ALL SELECT 'os:' || os AS segment, {columns} FROM {relation}"
+        f" UNION ALL SELECT 'region:' || region AS segment, {columns} FROM {relation})"
+    )
+
+
+def read_events(paths: list[str]) -> str:
+    """A relation over events Parquet files (DuckDB's reader; Athena reads the table instead)."""
+    if not paths:
+        return empty_events()
+    files = ", ".join(_quote(path) for path in paths)
+    return f"read_parquet([{files}], hive_partitioning = false, union_by_name = true)"
+
+
+def empty_events() -> str:
+    columns = ", ".join(
+        f"CAST(NULL AS {_COLUMN_TYPES.get(column, 'VARCHAR')}) AS {column}" for column in DAY_EVENT_COLUMNS
+    )
+    return f"(SELECT {columns} WHERE 1 = 0)"
+
+
+def day_events_sql(source: str, start: datetime, end: datetime) -> str:
+    """D's events of known names, each ``event_id`` once (its first-received copy stands)."""
+    columns = ", ".join(DAY_EVENT_COLUMNS)
+    known = ", ".join(_quote(name) for name in sorted(KNOWN_EVENT_NAMES))
+    return f"""
+        SELECT {columns}
+        FROM (
+            SELECT {columns},
+                   row_number() OVER (
+                       PARTITION BY event_id
+                       ORDER BY received_at, event_time, event_name, user_id
+                   ) AS copy_number
+            FROM {source}
+        ) AS copies
+        WHERE copy_number = 1
+          AND event_time >= {_literal_timestamp(start)}
+          AND event_time < {_literal_timestamp(end)}
+          AND event_name IN ({known})
+    """
+
+
+def launch_facts_sql() -> str:
+    """The day's successful launches per user, os and region (a day's share of ``launch_history``)."""
+    return """
+        SELECT user_id, os, region, count(*) AS launches
+        FROM day_events
+        WHERE event_name = 'app_launch' AND success
+        GROUP BY user_id, os, region
+    """
+
+
+def order_facts_sql() -> str:
+    """The day's orders, the earliest copy of each ``order_id`` per order event name."""
+    return """
+        SELECT event_name, order_id, event_id, event_time, user_id, os, region, amount, product_id
+        FROM (
+            SELECT event_name, order_id, event_id, event_time, user_id, os, region, amount, product_id,
+                   row_number() OVER (
+                       PARTITION BY event_name, order_id ORDER BY event_time, event_id
+                   ) AS copy_number
+            FROM day_events
+            WHERE event_name IN ('recharge_order', 'redeem_order')
+        ) AS copies
+        WHERE copy_number = 1
+    """
+
+
+# Derived relations every metric query may use; created once per day.
+PREPARE_SQL: tuple[str, ...] = (
+    # The earliest copy of each order across all days up to D ("the earliest event_time stands").
+    """
+    CREATE OR REPLACE TEMP TABLE orders AS
+    SELECT day, event_name, order_id, event_id, event_time, user_id, os, region, amount, product_id
+    FROM (
+        SELECT *, row_number() OVER (
+            PARTITION BY event_name, order_id ORDER BY event_time, event_id
+        ) AS copy_number
+        FROM order_history
+    ) AS copies
+    WHERE copy_number = 1
+    """,
+    """
+    CREATE OR REPLACE TEMP TABLE first_launch AS
+    SELECT user_id, min(day) AS first_day FROM launch_history GROUP BY user_id
+    """,
+    """
+    CREATE OR REPLACE TEMP TABLE first_recharge AS
+    SELECT user_id, min(day) AS first_day FROM orders WHERE event_name = 'recharge_order' GROUP BY user_id
+    """,
+)
+
+
+def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[date]) -> dict[str, str]:
+    """Named queries; each returns rows keyed by ``segment`` that the document assembler reads."""
+    d = _literal_date(day)
+    retention_days = ", ".join(_literal_date(cohort) for cohort in retention_cohorts)
+    ltv_days = ", ".join(_literal_date(cohort) for cohort in ltv_cohorts)
+    page_views = ", ".join(_quote(name) for name in FUNNEL_PAGE_VIEWS)
+    launch_attributes = (
+        "user_id, region, event_time, event_id, gender, age_group, device_brand, device_model, tiktok_version"
+    )
+    launch_totals = "launches, successful_launches, launch_ms_total, timed_launches"
+    return {
+        "segments": """
+            SELECT 'all' AS segment
+            UNION SELECT DISTINCT 'os:' || os FROM day_events
+            UNION SELECT DISTINCT 'region:' || region FROM day_events
+        """,
+        "total_users": f"""
+            SELECT segment, count(DISTINCT user_id) AS total_users
+            FROM {by_segment("launch_history", "user_id")} AS expanded
+            GROUP BY segment
+        """,
+        "users": f"""
+            WITH launch_rows AS (
+                SELECT user_id, os, region, count(*) AS launches
+                FROM day_events WHERE event_name = 'app_launch' AND success
+                GROUP BY user_id, os, region
+            ), session_rows AS (
+                SELECT user_id, os, region, sum(duration_ms) AS duration
+                FROM day_events WHERE event_name = 'session_end'
+                GROUP BY user_id, os, region
+            ), active AS (
+                SELECT segment, user_id, sum(launches) AS launches
+                FROM {by_segment("launch_rows", "user_id, launches")} AS expanded
+                GROUP BY segment, user_id
+            ), durations AS (
+                SELECT segment, user_id, sum(duration) AS duration
+                FROM {by_segment("session_rows", "user_id, duration")} AS expanded
+                GROUP BY segment, user_id
+            ), user_day AS (
+                SELECT active.segment, active.user_id, active.launches,
+                       coalesce(durations.duration, 0) AS duration,
+                       CASE WHEN first_launch.first_day = {d} THEN 1 ELSE 0 END AS is_new
+                FROM active
+                JOIN first_launch ON first_launch.user_id = active.user_id
+                LEFT JOIN durations
+                  ON durations.segment = active.segment AND durations.user_id = active.user_id
+            )
+            SELECT segment,
+                   count(*) AS active_users,
+                   sum(is_new) AS new_users,
+                   sum(CASE WHEN launches >= 2 THEN 1 ELSE 0 END) AS repeat_users,
+                   sum(launches) AS visit_count,
+                   {median("duration")} AS median_duration_per_user_ms,
+                   sum(CASE WHEN duration > 0 THEN 1 ELSE 0 END) AS effectively_active_users
+            FROM user_day
+            GROUP BY segment
+        """,
+        "sessions": f"""
+            WITH session_rows AS (
+                SELECT os, region, duration_ms FROM day_events WHERE event_name = 'session_end'
+            )
+            SELECT segment, {median("duration_ms")} AS median_duration_per_session_ms
+            FROM {by_segment("session_rows", "duration_ms")} AS expanded
+            GROUP BY segment
+        """,
+        "retention": f"""
+            WITH cohort_rows AS (
+                SELECT day, user_id, os, region FROM launch_history WHERE day IN ({retention_days})
+            ), cohort_members AS (
+                SELECT DISTINCT segment, day AS cohort_date, user_id
+                FROM {by_segment("cohort_rows", "day, user_id")} AS expanded
+            ), returned AS (
+                SELECT DISTINCT user_id FROM launch_history WHERE day = {d}
+            )
+            SELECT cohort_members.segment, cohort_members.cohort_date,
+                   count(*) AS active_cohort_size,
+                   count(returned.user_id) AS active_retained,
+                   sum(CASE WHEN first_launch.first_day = cohort_members.cohort_date THEN 1 ELSE 0 END)
+                       AS new_cohort_size,
+                   sum(CASE WHEN first_launch.first_day = cohort_members.cohort_date
+                             AND returned.user_id IS NOT NULL THEN 1 ELSE 0 END) AS new_retained
+            FROM cohort_members
+            JOIN first_launch ON first_launch.user_id = cohort_members.user_id
+            LEFT JOIN returned ON returned.user_id = cohort_members.user_id
+            GROUP BY cohort_members.segment, cohort_members.cohort_date
+        """,
+        "ltv": f"""
+            WITH cohort_rows AS (
+                SELECT launch_history.day, launch_history.user_id, launch_history.os, launch_history.region
+                FROM launch_history
+                JOIN first_launch
+                  ON first_launch.user_id = launch_history.user_id
+                 AND first_launch.first_day = launch_history.day
+                WHERE launch_history.day IN ({ltv_days})
+            ), cohort_members AS (
+                SELECT DISTINCT segment, day AS cohort_date, user_id
+                FROM {by_segment("cohort_rows", "day, user_id")} AS expanded
+            ), revenue AS (
+                SELECT cohort_members.segment, cohort_members.cohort_date, sum(orders.amount) AS revenue
+                FROM cohort_members
+                JOIN orders
+                  ON orders.user_id = cohort_members.user_id
+                 AND orders.event_name = 'recharge_order'
+                 AND orders.day >= cohort_members.cohort_date
+                 AND orders.day <= {d}
+                GROUP BY cohort_members.segment, cohort_members.cohort_date
+            ), sizes AS (
+                SELECT segment, cohort_date, count(*) AS cohort_size
+                FROM cohort_members GROUP BY segment, cohort_date
+            )
+            SELECT sizes.segment, sizes.cohort_date, sizes.cohort_size, revenue.revenue
+            FROM sizes
+            LEFT JOIN revenue
+              ON revenue.segment = sizes.segment AND revenue.cohort_date = sizes.cohort_date
+        """,
+        "attributes": f"""
+            WITH launches AS (
+                SELECT user_id, os, region, event_time, event_id, gender, age_group,
+                       device_brand, device_model, tiktok_version
+                FROM day_events WHERE event_name = 'app_launch' AND success
+            ), ranked AS (
+                SELECT expanded.*, row_number() OVER (
+                    PARTITION BY segment, user_id ORDER BY event_time DESC, event_id DESC
+                ) AS recency
+                FROM {by_segment("launches", launch_attributes)} AS expanded
+            ), latest AS (
+                SELECT ranked.*, CASE WHEN first_launch.first_day = {d} THEN 1 ELSE 0 END AS is_new
+                FROM ranked JOIN first_launch ON first_launch.user_id = ranked.user_id
+                WHERE recency = 1
+            ), attribute_values AS (
+                SELECT segment, is_new, 'gender' AS attribute, gender AS value FROM latest
+                UNION ALL SELECT segment, is_new, 'age_group', age_group FROM latest
+                UNION ALL SELECT segment, is_new, 'region', region FROM latest
+                UNION ALL SELECT segment, is_new, 'brand', device_brand FROM latest
+                UNION ALL SELECT segment, is_new, 'model', device_model FROM latest
+                UNION ALL SELECT segment, is_new, 'tiktok_version', tiktok_version FROM latest
+            )
+            SELECT segment, attribute, coalesce(value, 'unknown') AS value,
+                   count(*) AS active_users, sum(is_new) AS new_users
+            FROM attribute_values
+            GROUP BY segment, attribute, coalesce(value, 'unknown')
+        """,
+        "entry_points": f"""
+            WITH launches AS (
+                SELECT user_id, os, region, entry_point, session_id
+                FROM day_events WHERE event_name = 'app_launch' AND success
+            ), segment_launches AS (
+                SELECT expanded.*,
+                       CASE WHEN first_launch.first_day = {d} THEN expanded.user_id END AS new_user_id
+                FROM {by_segment("launches", "user_id, entry_point")} AS expanded
+                JOIN first_launch ON first_launch.user_id = expanded.user_id
+            ), launch_counts AS (
+                SELECT segment, entry_point,
+                       count(DISTINCT user_id) AS active_users,
+                       count(DISTINCT new_user_id) AS new_users,
+                       count(*) AS launch_sessions
+                FROM segment_launches
+                GROUP BY segment, entry_point
+            ), entry_sessions AS (
+                SELECT DISTINCT entry_point, session_id FROM launches
+            ), session_rows AS (
+                SELECT os, region, session_id, duration_ms FROM day_events WHERE event_name = 'session_end'
+            ), session_durations AS (
+                SELECT expanded.segment, entry_sessions.entry_point,
+                       avg(CAST(expanded.duration_ms AS DOUBLE)) AS average_duration_per_session_ms
+                FROM {by_segment("session_rows", "session_id, duration_ms")} AS expanded
+                JOIN entry_sessions ON entry_sessions.session_id = expanded.session_id
+                GROUP BY expanded.segment, entry_sessions.entry_point
+            )
+            SELECT launch_counts.segment, launch_counts.entry_point, launch_counts.active_users,
+                   launch_counts.new_users, launch_counts.launch_sessions,
+                   session_durations.average_duration_per_session_ms
+            FROM launch_counts
+            LEFT JOIN session_durations
+              ON session_durations.segment = launch_counts.segment
+             AND session_durations.entry_point = launch_counts.entry_point
+        """,
+        "funnel": f"""
+            WITH stage_rows AS (
+                SELECT os, region, event_name, count(*) AS pv
+                FROM day_events WHERE event_name IN ({page_views})
+                GROUP BY os, region, event_name
+                UNION ALL
+                SELECT os, region, event_name, count(*) AS pv
+                FROM orders WHERE day = {d}
+                GROUP BY os, region, event_name
+            )
+            SELECT segment, event_name AS stage, sum(pv) AS pv
+            FROM {by_segment("stage_rows", "event_name, pv")} AS expanded
+            GROUP BY segment, event_name
+        """,
+        "payers": f"""
+            WITH recharge_rows AS (
+                SELECT user_id, os, region FROM orders
+                WHERE day = {d} AND event_name = 'recharge_order'
+            ), per_user AS (
+                SELECT segment, user_id, count(*) AS recharge_orders
+                FROM {by_segment("recharge_rows", "user_id")} AS expanded
+                GROUP BY segment, user_id
+            )
+            SELECT segment, count(*) AS paying_users,
+                   sum(CASE WHEN recharge_orders >= 2 THEN 1 ELSE 0 END) AS repeat_paying_users
+            FROM per_user
+            GROUP BY segment
+        """,
+        "orders": f"""
+            WITH day_orders AS (
+                SELECT orders.os, orders.region, orders.event_name, orders.amount, orders.product_id,
+                       CASE WHEN first_recharge.first_day = {d} THEN 'new_payers'
+                            WHEN first_recharge.first_day < {d} THEN 'returning_payers' END AS payer_group
+                FROM orders
+                LEFT JOIN first_recharge ON first_recharge.user_id = orders.user_id
+                WHERE orders.day = {d}
+            ), grouped AS (
+                SELECT os, region, 'all' AS payer_group, event_name, amount, product_id FROM day_orders
+                UNION ALL
+                SELECT os, region, payer_group, event_name, amount, product_id FROM day_orders
+                WHERE payer_group IS NOT NULL
+            )
+            SELECT segment, payer_group,
+                   sum(CASE WHEN event_name = 'recharge_order' THEN amount END) AS gmv,
+                   sum(CASE WHEN event_name = 'recharge_order' THEN 1 ELSE 0 END) AS recharge_orders,
+                   sum(CASE WHEN event_name = 'redeem_order' THEN 1 ELSE 0 END) AS redeem_orders
+            FROM {by_segment("grouped", "payer_group, event_name, amount")} AS expanded
+            GROUP BY segment, payer_group
+        """,
+        "top_products": f"""
+            WITH day_orders AS (
+                SELECT orders.os, orders.region, orders.product_id,
+                       CASE WHEN first_recharge.first_day = {d} THEN 'new_payers'
+                            WHEN first_recharge.first_day < {d} THEN 'returning_payers' END AS payer_group
+                FROM orders
+                LEFT JOIN first_recharge ON first_recharge.user_id = orders.user_id
+                WHERE orders.day = {d} AND orders.event_name = 'redeem_order'
+            ), grouped AS (
+                SELECT os, region, 'all' AS payer_group, product_id FROM day_orders
+                UNION ALL
+                SELECT os, region, payer_group, product_id FROM day_orders WHERE payer_group IS NOT NULL
+            ), counted AS (
+                SELECT segment, payer_group, product_id, count(*) AS orders
+                FROM {by_segment("grouped", "payer_group, product_id")} AS expanded
+                GROUP BY segment, payer_group, product_id
+            ), ranked AS (
+                SELECT counted.*, row_number() OVER (
+                    PARTITION BY segment, payer_group ORDER BY orders DESC, product_id
+                ) AS position
+                FROM counted
+            )
+            SELECT segment, payer_group, product_id, orders, position
+            FROM ranked WHERE position <= 10
+        """,
+        "performance": f"""
+            WITH launch_rows AS (
+                SELECT os, region,
+                       count(*) AS launches,
+                       sum(CASE WHEN success THEN 1 ELSE 0 END) AS successful_launches,
+                       sum(CASE WHEN success THEN launch_ms END) AS launch_ms_total,
+                       sum(CASE WHEN success AND launch_ms IS NOT NULL THEN 1 ELSE 0 END) AS timed_launches
+                FROM day_events WHERE event_name = 'app_launch'
+                GROUP BY os, region
+            )
+            SELECT segment, sum(launches) AS launches, sum(successful_launches) AS successful_launches,
+                   sum(launch_ms_total) AS launch_ms_total, sum(timed_launches) AS timed_launches
+            FROM {by_segment("launch_rows", launch_totals)} AS expanded
+            GROUP BY segment
+        """,
+    }
