@@ -1,0 +1,361 @@
+"""Getting events in: one pipeline for the HTTP API (Lambda and local server), the CLI and the demo.
+
+A batch goes: decode (``parse_float=Decimal``, so money stays exact) -> request limits ->
+:func:`minidrama.validation.validate_events` -> rejected events to the quarantine -> accepted
+rows to a :class:`Sink`. The sink is SQS in the deployed stack (:class:`minidrama.queue.SqsSink`)
+and the Parquet writer on a local lake (:class:`minidrama.writer.ParquetSink`). Both the
+quarantine file and the sink write are done before :func:`ingest` returns, so a caller answers
+only once the batch is durable; when either fails the error propagates and nothing is answered
+as accepted (a retry may store rejected lines twice in the quarantine and accepted events twice
+in the lake, which readers deduplicate by ``event_id``).
+
+Quarantine files (``lake.quarantine_key``) are JSON Lines, one line per rejected event::
+
+    {"received_at": "2026-11-28T12:00:00.5Z", "app_id": "A", "index": 3, "event_id": "e-3" | null,
+     "errors": ["event_time: ..."], "raw": <the event as sent>}
+
+``index`` is the event's position in the request's ``events`` array; for ``minidrama ingest``
+it is the 1-based line number and ``source`` names the file. ``raw`` is the value as sent,
+re-serialized; a decimal number that a double cannot hold exactly is kept as a string, and a
+file line that is not JSON is kept as its text. A whole request refused with 400 or 413 holds no
+events and is not quarantined: the client gets the reason in the answer and can fix and resend.
+
+This module runs in the ingest function, which has no pyarrow: it must not import pyarrow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from minidrama.config import AppConfig, Rates, load_rates
+from minidrama.lake import Storage, quarantine_key
+from minidrama.queue import EventEncodingError, encode_row
+from minidrama.validation import Rejection, validate_events
+
+__all__ = [
+    "MAX_EVENTS_PER_REQUEST",
+    "MAX_BODY_BYTES",
+    "FILE_CHUNK_LINES",
+    "RequestError",
+    "MalformedRequestError",
+    "PayloadTooLargeError",
+    "Sink",
+    "IngestResult",
+    "decode_json",
+    "parse_request_body",
+    "quarantine_lines",
+    "write_quarantine",
+    "ingest",
+    "ingest_events",
+    "ingest_files",
+]
+
+MAX_EVENTS_PER_REQUEST = 1_000
+MAX_BODY_BYTES = 1024 * 1024  # "1 MB" of the contract, read as 1 MiB of request body
+FILE_CHUNK_LINES = 10_000  # `minidrama ingest` validates and writes files in chunks this long
+
+
+class RequestError(Exception):
+    """A whole request is refused; ``status`` is the HTTP status that says why."""
+
+    status = 400
+    code = "bad_request"
+
+
+class MalformedRequestError(RequestError):
+    """The body is not JSON, or not ``{"events": [...]}``."""
+
+    status = 400
+    code = "malformed_request"
+
+
+class PayloadTooLargeError(RequestError):
+    """The body is over :data:`MAX_BODY_BYTES` or holds over :data:`MAX_EVENTS_PER_REQUEST` events."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class Sink(Protocol):
+    """Where accepted rows go; returns only once they are durable, raises otherwise."""
+
+    def write(self, app_id: str, rows: list[dict[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    rejected: list[Rejection]
+    quarantine_key: str | None = None
+
+
+# --- request decoding (pure) -----------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decode_json(text: str | bytes) -> Any:
+    """Strict JSON with exact decimals: non-integral numbers become ``Decimal``; NaN/Infinity are errors."""
+    return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+
+
+def parse_request_body(body: bytes) -> list[Any]:
+    """The ``events`` of a request body, or :class:`RequestError` saying what is wrong with it."""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(
+            f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES} bytes (1 MiB): "
+            "send the events in smaller batches"
+        )
+    try:
+        document = decode_json(body)
+    except UnicodeDecodeError as error:
+        raise MalformedRequestError(
+            f"request body is not UTF-8 text: {error.reason} at byte {error.start}"
+        ) from error
+    except RecursionError as error:
+        raise MalformedRequestError("request body is not valid JSON: nested too deeply") from error
+    except ValueError as error:
+        raise MalformedRequestError(f"request body is not valid JSON: {error}") from error
+    if not isinstance(document, dict) or "events" not in document:
+        raise MalformedRequestError('request body must be a JSON object {"events": [...]}')
+    events = document["events"]
+    if not isinstance(events, list):
+        raise MalformedRequestError(
+            f'"events" must be an array of event objects, got {type(events).__name__}'
+        )
+    if len(events) > MAX_EVENTS_PER_REQUEST:
+        raise PayloadTooLargeError(
+            f"request holds {len(events)} events; the limit is {MAX_EVENTS_PER_REQUEST} per request: "
+            "send them in smaller batches"
+        )
+    return events
+
+
+# --- quarantine ------------------------------------------------------------------------------
+
+
+def _raw_json(value: Any) -> Any:
+    """JSON for a Decimal of the input: a number when a double holds it exactly, else its text."""
+    if isinstance(value, Decimal):
+        as_float = float(value)
+        if value.is_finite() and Decimal(repr(as_float)) == value:
+            return as_float
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def quarantine_lines(
+    app_id: str, received_at: datetime, rejected: list[Rejection], source: str | None = None
+) -> bytes:
+    """The JSON Lines of a quarantine file for the rejected events of one batch."""
+    received = _utc_text(received_at)
+    lines = []
+    for rejection in rejected:
+        record: dict[str, Any] = {
+            "received_at": received,
+            "app_id": app_id,
+            "index": rejection.index,
+            "event_id": rejection.event_id,
+            "errors": rejection.errors,
+            "raw": rejection.raw,
+        }
+        if source is not None:
+            record["source"] = source
+        lines.append(json.dumps(record, default=_raw_json, ensure_ascii=True))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def write_quarantine(
+    storage: Storage, app_id: str, received_at: datetime, rejected: list[Rejection], source: str | None = None
+) -> str | None:
+    """Store the rejected events of one batch in one quarantine file; returns its key (None when none)."""
+    if not rejected:
+        return None
+    key = quarantine_key(app_id, received_at.astimezone(UTC).date())
+    storage.put_bytes(key, quarantine_lines(app_id, received_at, rejected, source), "application/x-ndjson")
+    return key
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+
+def _storable(
+    events: list[Any], accepted: list[dict[str, Any]], rejected: list[Rejection]
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """Move accepted rows that cannot travel through the queue (too big once encoded) to the rejected."""
+    rejected_at = {rejection.index for rejection in rejected}
+    positions = (index for index in range(len(events)) if index not in rejected_at)
+    keep: list[dict[str, Any]] = []
+    refused: list[Rejection] = []
+    for row, index in zip(accepted, positions, strict=False):
+        try:
+            encode_row(row)
+        except EventEncodingError as error:
+            refused.append(Rejection(index, row["event_id"], [f"event: {error}"], events[index]))
+        else:
+            keep.append(row)
+    if not refused:
+        return accepted, rejected
+    return keep, sorted([*rejected, *refused], key=lambda rejection: rejection.index)
+
+
+def _check(
+    app: AppConfig, events: list[Any], received_at: datetime, rates: Rates
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    result = validate_events(events, received_at=received_at, currency=app.currency, rates=rates)
+    return _storable(events, result.accepted, result.rejected)
+
+
+def _store(
+    storage: Storage,
+    sink: Sink,
+    app: AppConfig,
+    received_at: datetime,
+    accepted: list[dict[str, Any]],
+    rejected: list[Rejection],
+    source: str | None = None,
+) -> IngestResult:
+    key = write_quarantine(storage, app.app_id, received_at, rejected, source)
+    if accepted:
+        sink.write(app.app_id, accepted)
+    return IngestResult(len(accepted), rejected, key)
+
+
+def ingest(
+    storage: Storage, sink: Sink, app: AppConfig, events: list[Any], *, received_at: datetime, rates: Rates
+) -> IngestResult:
+    """Validate one batch, quarantine the rejected events, hand the accepted rows to ``sink``.
+
+    Returns once both are durable; raises (and the caller must not report success) otherwise.
+    """
+    accepted, rejected = _check(app, events, received_at, rates)
+    return _store(storage, sink, app, received_at, accepted, rejected)
+
+
+def ingest_events(
+    storage: Storage,
+    app: AppConfig,
+    events: list[Any],
+    *,
+    received_at: datetime | None = None,
+    rates: Rates | None = None,
+) -> IngestResult:
+    """Ingest a batch of decoded events straight into a lake (local server, CLI, demo).
+
+    ``received_at`` defaults to now; ``rates`` to the lake's configured rates.
+    """
+    # Imported here, not at the top: the writer needs pyarrow, which the ingest function lacks.
+    from minidrama.writer import ParquetSink
+
+    return ingest(
+        storage,
+        ParquetSink(storage),
+        app,
+        events,
+        received_at=received_at or datetime.now(UTC),
+        rates=rates if rates is not None else load_rates(storage),
+    )
+
+
+# --- files (`minidrama ingest`) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    number: int  # 1-based
+    value: Any
+    error: str | None  # why the line is not JSON
+
+
+def _read_lines(path: Path) -> Iterator[_Line]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                yield _Line(
+                    number, raw.decode("utf-8", "replace").rstrip("\r\n"), f"not UTF-8 text: {error.reason}"
+                )
+                continue
+            try:
+                yield _Line(number, decode_json(text), None)
+            except (ValueError, RecursionError) as error:
+                yield _Line(number, text.rstrip("\r\n"), f"not valid JSON: {error}")
+
+
+def _chunks(lines: Iterator[_Line], size: int) -> Iterator[list[_Line]]:
+    chunk: list[_Line] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _ingest_lines(
+    storage: Storage, sink: Sink, app: AppConfig, rates: Rates, path: Path, lines: list[_Line]
+) -> IngestResult:
+    """One chunk of one file; rejection indexes become line numbers, undecodable lines are rejected too."""
+    received_at = datetime.now(UTC)
+    decoded = [line for line in lines if line.error is None]
+    unreadable = [
+        Rejection(line.number, None, [f"line {line.number}: {line.error}"], line.value)
+        for line in lines
+        if line.error is not None
+    ]
+    accepted, rejected = _check(app, [line.value for line in decoded], received_at, rates)
+    by_line = [replace(rejection, index=decoded[rejection.index].number) for rejection in rejected]
+    all_rejected = sorted([*unreadable, *by_line], key=lambda rejection: rejection.index)
+    return _store(storage, sink, app, received_at, accepted, all_rejected, source=str(path))
+
+
+def ingest_files(storage: Storage, app: AppConfig, paths: list[Path]) -> int:
+    """``minidrama ingest``: NDJSON files into the lake; prints ``{"accepted": N, "rejected": M}``.
+
+    Every file is opened before anything is ingested, so a missing file ingests nothing.
+    Returns 0 (also when some lines were rejected), 2 when a file cannot be read.
+    """
+    from minidrama.writer import ParquetSink  # pyarrow: see ingest_events
+
+    for path in paths:
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as error:
+            print(f"minidrama: cannot read {path}: {error.strerror or error}", file=sys.stderr)
+            return 2
+    sink = ParquetSink(storage)
+    rates = load_rates(storage)
+    accepted = rejected = 0
+    for path in paths:
+        try:
+            for chunk in _chunks(_read_lines(path), FILE_CHUNK_LINES):
+                result = _ingest_lines(storage, sink, app, rates, path, chunk)
+                accepted += result.accepted
+                rejected += len(result.rejected)
+        except OSError as error:
+            print(
+                f"minidrama: cannot read {path}: {error.strerror or error} "
+                f"(ingested before the error: {accepted} accepted, {rejected} rejected)",
+                file=sys.stderr,
+            )
+            return 2
+    print(json.dumps({"accepted": accepted, "rejected": rejected}))
+    return 0

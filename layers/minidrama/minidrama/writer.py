@@ -1,0 +1,202 @@
+"""Accepted rows to Parquet: one zstd file per (app, UTC date, hour) partition per batch.
+
+The writer is deterministic: the same rows give the same table (sorted by event time, then
+event id) and the same bytes, and a file is named after a hash of its bytes. So a batch
+that is delivered again with the same content overwrites its files instead of adding copies;
+other re-deliveries add rows that the readers deduplicate by ``event_id``.
+
+The SQS side (used by the writer function) decodes every message of a batch first, then
+groups the WHOLE batch by partition, so a batch of many small messages still gives one file
+per partition. When a partition cannot be written, every message that contributed rows to
+it is reported failed and comes back; an undecodable message is reported failed alone, so
+after the queue's ``maxReceiveCount`` it moves to the dead-letter queue and never blocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from minidrama.lake import Storage, events_key
+from minidrama.queue import decode_message
+from minidrama.schema import AMOUNT_SCALE, EVENT_COLUMNS
+
+__all__ = [
+    "EVENTS_SCHEMA",
+    "PARQUET_CONTENT_TYPE",
+    "Partition",
+    "DecodedMessage",
+    "BatchOutcome",
+    "partition_of",
+    "group_by_partition",
+    "rows_to_table",
+    "table_to_parquet",
+    "write_partition",
+    "write_events",
+    "ParquetSink",
+    "decode_record",
+    "write_batch",
+    "PartitionBatchProcessor",
+]
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "int64": pa.int64(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "decimal": pa.decimal128(38, AMOUNT_SCALE),
+}
+
+EVENTS_SCHEMA = pa.schema([pa.field(name, _ARROW_TYPES[kind], nullable=True) for name, kind in EVENT_COLUMNS])
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+
+
+class Partition(NamedTuple):
+    """One hour partition of one app (UTC date and hour of ``event_time``)."""
+
+    app_id: str
+    dt: date
+    hour: int
+
+
+def partition_of(app_id: str, event_time: datetime) -> Partition:
+    utc = event_time.astimezone(UTC)
+    return Partition(app_id, utc.date(), utc.hour)
+
+
+def group_by_partition(app_id: str, rows: list[dict[str, Any]]) -> dict[Partition, list[dict[str, Any]]]:
+    """Rows by partition, partitions in order."""
+    groups: dict[Partition, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[partition_of(app_id, row["event_time"])].append(row)
+    return dict(sorted(groups.items()))
+
+
+def _sort_key(row: dict[str, Any]) -> tuple[datetime, str, datetime]:
+    return row["event_time"], row["event_id"], row["received_at"]
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows (exactly the :data:`EVENT_COLUMNS` keys) as a typed table, sorted by event time and id."""
+    ordered = sorted(rows, key=_sort_key)
+    columns = {name: [row.get(name) for row in ordered] for name, _kind in EVENT_COLUMNS}
+    return pa.Table.from_pydict(columns, schema=EVENTS_SCHEMA)
+
+
+def table_to_parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def write_partition(storage: Storage, partition: Partition, rows: list[dict[str, Any]]) -> str:
+    """Write one partition's rows as one Parquet file; returns its key."""
+    data = table_to_parquet(rows_to_table(rows))
+    name = hashlib.sha256(data).hexdigest()[:32]
+    key = events_key(partition.app_id, partition.dt, partition.hour, name)
+    storage.put_bytes(key, data, PARQUET_CONTENT_TYPE)
+    return key
+
+
+def write_events(storage: Storage, app_id: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Write accepted rows of one app, one file per partition; returns the keys written."""
+    return [
+        write_partition(storage, partition, partition_rows)
+        for partition, partition_rows in group_by_partition(app_id, rows).items()
+    ]
+
+
+class ParquetSink:
+    """The local sink: accepted rows go straight to Parquet in the lake (durable once written)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.keys: list[str] = []
+
+    def write(self, app_id: str, rows: list[dict[str, Any]]) -> None:
+        self.keys.extend(write_events(self.storage, app_id, rows))
+
+
+# --- the SQS batch side ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecodedMessage:
+    message_id: str
+    app_id: str
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch write did: the files written and the messages whose rows were not stored."""
+
+    keys: list[str] = field(default_factory=list)
+    rows_written: int = 0
+    failed: dict[str, BaseException] = field(default_factory=dict)  # message_id -> why
+
+
+def decode_record(record: SQSRecord) -> DecodedMessage:
+    """The record handler: decode one SQS message (raises for a poison message)."""
+    app_id, rows = decode_message(record.body)
+    return DecodedMessage(record.message_id, app_id, rows)
+
+
+def write_batch(storage: Storage, messages: list[DecodedMessage]) -> BatchOutcome:
+    """Write the rows of all messages, one file per partition across the whole batch."""
+    rows_by_partition: dict[Partition, list[dict[str, Any]]] = defaultdict(list)
+    contributors: dict[Partition, list[str]] = defaultdict(list)
+    for message in messages:
+        for partition, rows in group_by_partition(message.app_id, message.rows).items():
+            rows_by_partition[partition].extend(rows)
+            contributors[partition].append(message.message_id)
+    outcome = BatchOutcome()
+    for partition in sorted(rows_by_partition):
+        rows = rows_by_partition[partition]
+        try:
+            outcome.keys.append(write_partition(storage, partition, rows))
+        except Exception as error:  # any storage or conversion error: the messages come back
+            for message_id in contributors[partition]:
+                outcome.failed.setdefault(message_id, error)
+        else:
+            outcome.rows_written += len(rows)
+    return outcome
+
+
+class PartitionBatchProcessor(BatchProcessor):
+    """A powertools SQS batch processor that writes the whole batch at once, by partition.
+
+    The record handler (:func:`decode_record`) runs per message; then :meth:`process` writes
+    every partition and moves the messages of partitions that failed to the failures, so
+    ``process_partial_response`` reports them in ``batchItemFailures``.
+    """
+
+    def __init__(self, storage: Storage, **kwargs: Any) -> None:
+        super().__init__(event_type=EventType.SQS, **kwargs)
+        self.storage = storage
+        self.outcome = BatchOutcome()
+
+    def process(self) -> list[tuple[Any, ...]]:
+        results = super().process()
+        decoded = [(result, record) for status, result, record in results if status == "success"]
+        self.outcome = write_batch(self.storage, [message for message, _record in decoded])
+        if not self.outcome.failed:
+            return results
+        final: list[tuple[Any, ...]] = [entry for entry in results if entry[0] != "success"]
+        for message, record in decoded:
+            error = self.outcome.failed.get(message.message_id)
+            if error is None:
+                final.append(("success", message, record))
+                continue
+            self.success_messages.remove(record)
+            final.append(self.failure_handler(record, (type(error), error, error.__traceback__)))
+        return final
