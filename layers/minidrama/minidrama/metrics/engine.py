@@ -214,7 +214,9 @@ class MetricsSession:
             paths = [self._local(getattr(self.facts[day], kind)) for day in days if day in self.facts]
             if paths:
                 files = ", ".join(_quote(path) for path in paths)
-                connection.execute(f"INSERT INTO {table} SELECT * FROM read_parquet([{files}], hive_partitioning = false)")
+                connection.execute(
+                    f"INSERT INTO {table} SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
+                )
 
     # --- the facts index ------------------------------------------------------------------------
 
