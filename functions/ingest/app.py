@@ -1,0 +1,70 @@
+"""Ingest function: ``POST /v1/apps/{app_id}/events`` behind API Gateway (REST API, proxy integration).
+
+Validates the batch, quarantines rejected events in the lake, enqueues accepted ones on SQS for
+the writer function, and answers 202 only once both are durable (see ``minidrama.api``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from minidrama.api import AppDirectory, handle_post_events
+from minidrama.lake import S3Storage
+from minidrama.queue import SqsSink
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+
+storage = S3Storage(boto3.client("s3"), os.environ["LAKE_BUCKET"])
+sink = SqsSink(boto3.client("sqs"), os.environ["QUEUE_URL"])
+# config/apps.json is re-read every minute (sooner for an unknown app or key), not per request.
+directory = AppDirectory(storage, ttl_seconds=60.0)
+
+
+@app.post("/v1/apps/<app_id>/events")
+@tracer.capture_method
+def post_events(app_id: str) -> Response:
+    request = app.current_event
+    answer = handle_post_events(
+        app_id,
+        request.headers,
+        request.body,
+        is_base64_encoded=request.is_base64_encoded,
+        directory=directory,
+        storage=storage,
+        sink=sink,
+    )
+    metrics.add_metric(name="AcceptedEvents", unit=MetricUnit.Count, value=answer.accepted)
+    metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=answer.rejected)
+    logger.info(
+        "answered",
+        extra={
+            "app_id": app_id,
+            "status": answer.status,
+            "accepted": answer.accepted,
+            "rejected": answer.rejected,
+        },
+    )
+    return Response(
+        status_code=answer.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=answer.body,
+        headers=answer.headers,
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
