@@ -1,0 +1,198 @@
+"""Sending the report through Amazon SES, at most once per (app, day, recipient).
+
+Each recipient gets their own message (so no recipient sees the others' addresses) and has a
+marker object in the lake::
+
+    reports/app_id={app}/dt={YYYY-MM-DD}/sent/{sha256(recipient)}.json
+
+Before sending, the marker is created with a conditional put (S3 ``If-None-Match: *``, an
+exclusive create on a local lake) in state ``sending``; only the run whose put succeeds sends.
+After SES accepts the message the marker becomes ``sent`` with SES's message id. If the send
+fails the claim is removed so the next run retries. A claim left behind by a run that died
+between claim and send is taken over once it is older than :data:`CLAIM_TIMEOUT`, longer than
+any run may last. The marker holds a hash of the address, never the address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from minidrama.lake import LocalStorage, NotFoundError, S3Storage, Storage, report_key
+from minidrama.report.email import build_email
+from minidrama.report.render import RenderedReport
+
+__all__ = [
+    "DeliveryError",
+    "DeliveryResult",
+    "CLAIM_TIMEOUT",
+    "sent_marker_key",
+    "recipient_hash",
+    "put_if_absent",
+    "send_raw",
+    "deliver_report",
+]
+
+CLAIM_TIMEOUT = timedelta(minutes=20)  # Lambda runs at most 15 minutes
+
+
+class DeliveryError(RuntimeError):
+    """SES refused the report for one or more recipients; the message names them."""
+
+    def __init__(self, message: str, result: DeliveryResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class DeliveryResult:
+    """Who got the report in this run, who had it already, and who is being sent it by another run."""
+
+    sent: list[str] = field(default_factory=list)
+    already_sent: list[str] = field(default_factory=list)
+    in_progress: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "sent": len(self.sent),
+            "already_sent": len(self.already_sent),
+            "in_progress": len(self.in_progress),
+            "failed": len(self.failed),
+        }
+
+
+def recipient_hash(recipient: str) -> str:
+    """SHA-256 of the normalised address (trimmed, lower-cased): the marker's name."""
+    return hashlib.sha256(recipient.strip().lower().encode()).hexdigest()
+
+
+def sent_marker_key(app_id: str, day: Any, recipient: str) -> str:
+    return report_key(app_id, day, f"sent/{recipient_hash(recipient)}.json")
+
+
+def put_if_absent(storage: Storage, key: str, data: bytes) -> bool:
+    """Create ``key`` only if it does not exist; True when this call created it."""
+    if isinstance(storage, S3Storage):
+        try:
+            storage.client.put_object(
+                Bucket=storage.bucket,
+                Key=storage.prefix + key,
+                Body=data,
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except storage.client.exceptions.ClientError as error:
+            # 412 when the object exists; 409 when a concurrent conditional write is in flight.
+            if error.response.get("Error", {}).get("Code") in {
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+            }:
+                return False
+            raise
+        return True
+    if isinstance(storage, LocalStorage):
+        path = storage.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        return True
+    # Any other storage: not race-free, but still never sends twice in sequence.
+    if storage.exists(key):
+        return False
+    storage.put_bytes(key, data, "application/json")
+    return True
+
+
+def send_raw(client: Any, sender: str, recipient: str, raw: bytes) -> str:
+    """Send a raw MIME message with an SES (``send_raw_email``) or SESv2 (``send_email``) client."""
+    if client.meta.service_model.service_name == "sesv2":
+        response = client.send_email(
+            FromEmailAddress=sender,
+            Destination={"ToAddresses": [recipient]},
+            Content={"Raw": {"Data": raw}},
+        )
+    else:
+        response = client.send_raw_email(Source=sender, Destinations=[recipient], RawMessage={"Data": raw})
+    return str(response["MessageId"])
+
+
+def _marker(state: str, recipient: str, at: datetime, **extra: Any) -> bytes:
+    body = {"state": state, "recipient_sha256": recipient_hash(recipient), "at": at.isoformat(), **extra}
+    return json.dumps(body).encode()
+
+
+def _read_marker(storage: Storage, key: str) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(storage.get_bytes(key)))
+    except NotFoundError:
+        return None
+    except ValueError:
+        return {"state": "sending", "at": None}  # being written right now by another run
+
+
+def _claim(storage: Storage, key: str, recipient: str, now: datetime) -> str:
+    """``claimed``, ``sent`` (someone sent it) or ``in_progress`` (someone is sending it)."""
+    if put_if_absent(storage, key, _marker("sending", recipient, now)):
+        return "claimed"
+    marker = _read_marker(storage, key)
+    if marker is None:  # removed after a failed send between our put and our read
+        return "claimed" if put_if_absent(storage, key, _marker("sending", recipient, now)) else "in_progress"
+    if marker.get("state") == "sent":
+        return "sent"
+    claimed_at = marker.get("at")
+    if claimed_at and now - datetime.fromisoformat(claimed_at) > CLAIM_TIMEOUT:
+        storage.delete([key])
+        return "claimed" if put_if_absent(storage, key, _marker("sending", recipient, now)) else "in_progress"
+    return "in_progress"
+
+
+def deliver_report(
+    storage: Storage,
+    report: RenderedReport,
+    sender: str,
+    recipients: Sequence[str],
+    ses_client: Any,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> DeliveryResult:
+    """Email the report to each recipient who hasn't had it yet; raises :class:`DeliveryError` after
+    trying everyone when SES refused some (their claims are removed, so a rerun retries them)."""
+    result = DeliveryResult()
+    seen = set()
+    for recipient in recipients:
+        if recipient_hash(recipient) in seen:
+            continue
+        seen.add(recipient_hash(recipient))
+        key = sent_marker_key(report.app_id, report.day, recipient)
+        outcome = _claim(storage, key, recipient, now())
+        if outcome == "sent":
+            result.already_sent.append(recipient)
+            continue
+        if outcome == "in_progress":
+            result.in_progress.append(recipient)
+            continue
+        message = build_email(report, sender, [recipient], sent_at=now())
+        try:
+            message_id = send_raw(ses_client, sender, recipient, message.as_bytes())
+        except Exception as error:  # any refusal: release the claim so a later run can retry
+            storage.delete([key])
+            result.failed[recipient] = str(error)
+            continue
+        storage.put_bytes(key, _marker("sent", recipient, now(), message_id=message_id), "application/json")
+        result.sent.append(recipient)
+    if result.failed:
+        names = "; ".join(f"{recipient}: {reason}" for recipient, reason in result.failed.items())
+        raise DeliveryError(
+            f"SES did not accept the report of {report.app_id} for {report.day}: {names}", result
+        )
+    return result

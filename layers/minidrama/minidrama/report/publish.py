@@ -1,0 +1,225 @@
+"""The report's edges: read the metrics documents from the lake, store the report, mark its status.
+
+``reports/app_id={app}/dt={D}/`` holds ``report.html``, ``report.pdf``, ``report.eml`` (local runs),
+``status.json`` (``complete`` or ``incomplete`` with the reason) and ``sent/`` (one marker per
+recipient the report was emailed to, see :mod:`minidrama.report.delivery`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from minidrama.config import AppConfig, app_or_default, load_apps
+from minidrama.lake import NotFoundError, Storage, metrics_key, report_key
+from minidrama.report.delivery import DeliveryError, DeliveryResult, deliver_report
+from minidrama.report.email import build_email
+from minidrama.report.model import MissingMetricsError, ReportInputError, window_days
+from minidrama.report.render import RenderedReport, build_report
+
+__all__ = [
+    "ReportRequest",
+    "PublishResult",
+    "load_documents",
+    "store_report",
+    "write_status",
+    "publish_report",
+    "report_command",
+    "report_requests",
+    "latest_complete_day",
+    "LOCAL_SENDER",
+]
+
+logger = logging.getLogger(__name__)
+
+LOCAL_SENDER = "Mini Drama Analytics <reports@localhost>"
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    app: AppConfig
+    day: date
+
+
+@dataclass
+class PublishResult:
+    """What happened to one (app, day): ``complete`` with the stored keys, or ``incomplete`` and why."""
+
+    app_id: str
+    day: date
+    status: str
+    reason: str | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    delivery: DeliveryResult | None = None
+
+    def summary(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"app_id": self.app_id, "date": self.day.isoformat(), "status": self.status}
+        if self.reason:
+            body["reason"] = self.reason
+        if self.delivery is not None:
+            body["emails"] = self.delivery.summary()
+        return body
+
+
+def load_documents(storage: Storage, app_id: str, day: date) -> dict[date, dict[str, Any] | None]:
+    """The metrics documents of the report's window (the day and the 30 before); None where missing."""
+    documents: dict[date, dict[str, Any] | None] = {}
+    for window_day in window_days(day):
+        key = metrics_key(app_id, window_day)
+        try:
+            raw = storage.get_bytes(key)
+        except NotFoundError:
+            documents[window_day] = None
+            continue
+        try:
+            documents[window_day] = json.loads(raw)
+        except ValueError as error:
+            raise ReportInputError(f"{key} is not valid JSON: {error}") from error
+    return documents
+
+
+def store_report(storage: Storage, report: RenderedReport) -> dict[str, str]:
+    """Write ``report.html`` and ``report.pdf``; returns their keys by kind."""
+    keys = {
+        "html": report_key(report.app_id, report.day, "report.html"),
+        "pdf": report_key(report.app_id, report.day, "report.pdf"),
+    }
+    storage.put_bytes(keys["html"], report.html.encode("utf-8"), "text/html; charset=utf-8")
+    storage.put_bytes(keys["pdf"], report.pdf, "application/pdf")
+    return keys
+
+
+def write_status(storage: Storage, app_id: str, day: date, status: Mapping[str, Any]) -> str:
+    key = report_key(app_id, day, "status.json")
+    body = {"app_id": app_id, "date": day.isoformat(), "updated_at": datetime.now(UTC).isoformat(), **status}
+    storage.put_bytes(key, json.dumps(body, indent=2).encode(), "application/json")
+    return key
+
+
+def _render(storage: Storage, app: AppConfig, day: date) -> RenderedReport | PublishResult:
+    """The rendered report, or an ``incomplete`` result (already recorded) when its inputs are missing."""
+    try:
+        return build_report(app.app_id, day, load_documents(storage, app.app_id, day))
+    except MissingMetricsError:
+        reason = f"no metrics document at {metrics_key(app.app_id, day)}"
+    except ReportInputError as error:
+        reason = str(error)
+    write_status(storage, app.app_id, day, {"status": "incomplete", "reason": reason})
+    logger.warning("report of %s for %s is incomplete: %s", app.app_id, day, reason)
+    return PublishResult(app.app_id, day, "incomplete", reason)
+
+
+def publish_report(
+    storage: Storage,
+    app: AppConfig,
+    day: date,
+    *,
+    sender: str,
+    ses_client: Any,
+) -> PublishResult:
+    """Render, store and email (through SES) the report of ``app`` for ``day``.
+
+    Missing inputs give an ``incomplete`` status and no email. Emails already sent for this
+    (app, day, recipient) are not sent again. Raises :class:`DeliveryError` when SES refused some.
+    """
+    rendered = _render(storage, app, day)
+    if isinstance(rendered, PublishResult):
+        return rendered
+    keys = store_report(storage, rendered)
+    status: dict[str, Any] = {
+        "status": "complete",
+        "files": keys,
+        "missing_days": _isoformat(rendered.missing_days),
+    }
+    try:
+        delivery = deliver_report(storage, rendered, sender, app.recipients, ses_client)
+    except DeliveryError as error:
+        emails = error.result.summary() if error.result else {}
+        write_status(storage, app.app_id, day, {**status, "emails": emails, "error": str(error)})
+        raise
+    keys["status"] = write_status(storage, app.app_id, day, {**status, "emails": delivery.summary()})
+    return PublishResult(app.app_id, day, "complete", keys=keys, delivery=delivery)
+
+
+def _isoformat(days: Sequence[date]) -> list[str]:
+    return [day.isoformat() for day in days]
+
+
+def report_command(storage: Storage, app: AppConfig, day: date, email_to: Sequence[str] | None) -> int:
+    """``minidrama report``: render HTML and PDF, write the email as ``report.eml`` (no SES locally).
+
+    Recipients are ``email_to``, else the app's; with none, the .eml is still written, addressed
+    to the empty group ``undisclosed-recipients:;``. Exit 2 when the day's metrics are missing.
+    """
+    rendered = _render(storage, app, day)
+    if isinstance(rendered, PublishResult):
+        print(
+            f"minidrama: cannot report {app.app_id} for {day.isoformat()}: {rendered.reason}; "
+            f"compute it first (minidrama compute --app {app.app_id} --date {day.isoformat()})",
+            file=sys.stderr,
+        )
+        return 2
+    keys = store_report(storage, rendered)
+    recipients = list(email_to) if email_to else list(app.recipients)
+    sender = os.environ.get("SENDER_EMAIL") or LOCAL_SENDER
+    keys["eml"] = report_key(app.app_id, day, "report.eml")
+    storage.put_bytes(keys["eml"], build_email(rendered, sender, recipients).as_bytes(), "message/rfc822")
+    write_status(
+        storage,
+        app.app_id,
+        day,
+        {
+            "status": "complete",
+            "files": keys,
+            "missing_days": _isoformat(rendered.missing_days),
+            "emails": "eml",
+        },
+    )
+    root = storage.uri.rstrip("/")
+    for kind in ("html", "pdf", "eml"):
+        print(f"{root}/{keys[kind]}")
+    if rendered.missing_days:
+        print(
+            f"minidrama: note: no metrics for {len(rendered.missing_days)} earlier day(s) of the report's "
+            f"window: {', '.join(_isoformat(rendered.missing_days))}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def latest_complete_day(app: AppConfig, now: datetime) -> date:
+    """Yesterday in the app's time zone: the last calendar day that has ended there."""
+    return now.astimezone(app.zone).date() - timedelta(days=1)
+
+
+def report_requests(storage: Storage, event: Mapping[str, Any], now: datetime) -> list[ReportRequest]:
+    """What a trigger asks for.
+
+    A scheduled event (EventBridge) means: every registered app, its latest complete day as of
+    the event's ``time`` (else ``now``), so a delayed or retried invocation reports the same day.
+    ``{"app_id": A}`` and/or ``{"date": "YYYY-MM-DD"}`` (top level, or under ``detail``) narrow
+    that to one app and/or name the day explicitly. An explicit app that was never registered
+    is reported with the default settings (and no recipients).
+    """
+    detail: Mapping[str, Any] = event["detail"] if isinstance(event.get("detail"), Mapping) else {}
+    if isinstance(event.get("time"), str):
+        try:
+            now = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
+        except ValueError as error:
+            raise ValueError(f"time {event['time']!r} in the trigger is not an RFC 3339 timestamp") from error
+    app_id = event.get("app_id") or detail.get("app_id")
+    day_text = event.get("date") or detail.get("date")
+    day: date | None = None
+    if day_text is not None:
+        try:
+            day = date.fromisoformat(str(day_text))
+        except ValueError as error:
+            raise ValueError(f"date {day_text!r} in the trigger is not a date like 2026-11-28") from error
+    apps = [app_or_default(storage, str(app_id))] if app_id is not None else list(load_apps(storage).values())
+    return [ReportRequest(app, day or latest_complete_day(app, now)) for app in apps]

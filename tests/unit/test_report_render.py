@@ -1,0 +1,345 @@
+"""The daily report's content: formatting, the view model, the HTML against the JSON, the PDF."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, timedelta
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+
+from minidrama.report import MissingMetricsError, ReportInputError, build_report, build_view, window_days
+from minidrama.report.format import (
+    format_change,
+    format_count,
+    format_duration,
+    format_launch_speed,
+    format_money,
+    format_rate,
+    format_value,
+)
+from tests.report_fixtures import metrics_document
+
+APP = "dramaapp"
+DAY = date(2026, 11, 28)
+
+
+def documents(missing: set[date] | frozenset[date] = frozenset(), **options: Any) -> dict[date, Any]:
+    return {
+        day: None if day in missing else metrics_document(APP, day, **options) for day in window_days(DAY)
+    }
+
+
+@pytest.fixture(scope="module")
+def report_with_gaps():
+    """GIVEN 31 days of documents of which two (Nov 20 and the day 7 days before) are missing."""
+    docs = documents(missing={date(2026, 11, 20), DAY - timedelta(days=7)})
+    return docs, build_report(APP, DAY, docs)
+
+
+# --- formatting ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("milliseconds", "expected"),
+    [
+        (None, "—"),
+        (0, "0s"),
+        (40, "0s"),
+        (4200, "4.2s"),
+        (42_000, "42s"),
+        (59_600, "1m 00s"),
+        (252_000, "4m 12s"),
+        (3_900_000, "1h 05m"),
+        (float("nan"), "—"),
+    ],
+)
+def test_durations_read_in_human_form(milliseconds, expected):
+    assert format_duration(milliseconds) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "expected"),
+    [
+        (1234.5, "USD", "$1,234.50"),
+        (0.0, "USD", "$0.00"),
+        (1234.5, "EUR", "€1,234.50"),
+        (1234.5, "CHF", "1,234.50 CHF"),
+        (1234.0, "JPY", "¥1,234"),
+        (-3.0, "USD", "-$3.00"),
+        (None, "USD", "—"),
+    ],
+)
+def test_money_carries_the_apps_currency(value, currency, expected):
+    assert format_money(value, currency) == expected
+
+
+@pytest.mark.parametrize(
+    ("function", "value", "expected"),
+    [
+        (format_rate, 0.1234, "12.3%"),
+        (format_rate, 1.016, "101.6%"),  # funnel rates may exceed 1: not clamped
+        (format_rate, 0.0, "0.0%"),
+        (format_rate, None, "—"),
+        (format_count, 12345, "12,345"),
+        (format_count, 0, "0"),
+        (format_count, None, "—"),
+        (format_launch_speed, 850, "850 ms"),
+        (format_launch_speed, 1234.5, "1.23 s"),
+        (format_launch_speed, None, "—"),
+    ],
+)
+def test_rates_counts_and_launch_speed(function, value, expected):
+    assert function(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "previous", "kind", "expected"),
+    [
+        (110, 100, "count", "+10.0%"),
+        (90, 100, "money", "−10.0%"),
+        (5, 0, "count", "—"),  # nothing to compare against: unknown, not infinite
+        (5, None, "count", "—"),
+        (None, 5, "count", "—"),
+        (0.13, 0.12, "rate", "+1.0 pp"),  # rates change in percentage points
+        (0.10, None, "rate", "—"),
+    ],
+)
+def test_changes(current, previous, kind, expected):
+    assert format_change(current, previous, kind) == expected
+
+
+# --- the view model ------------------------------------------------------------------------------
+
+
+def test_retention_cells_come_from_the_document_of_cohort_day_plus_n():
+    # GIVEN the documents of the window, the one of Nov 25 missing
+    docs = documents(missing={date(2026, 11, 25)})
+    # WHEN the view is built
+    view = build_view(APP, DAY, docs)
+    rows = {row["cohort_date"]: row for row in view.retention}
+    # THEN there are the last 30 cohorts, newest first
+    assert [row["cohort_date"] for row in view.retention] == [DAY - timedelta(days=n) for n in range(1, 31)]
+    # AND d7 of the cohort of Nov 14 is what the document of Nov 21 published
+    published = docs[date(2026, 11, 21)]["segments"]["all"]["retention"]["new"]["d7"]
+    assert rows[date(2026, 11, 14)]["new"]["cells"]["d7"]["rate"] == published["rate"]
+    assert rows[date(2026, 11, 14)]["new"]["cohort_size"] == published["cohort_size"]
+    # AND cells not known yet are pending, cells whose document is missing are missing
+    assert rows[date(2026, 11, 27)]["new"]["cells"]["d7"]["state"] == "pending"
+    assert rows[date(2026, 11, 24)]["active"]["cells"]["d1"]["state"] == "missing"
+    assert rows[date(2026, 11, 24)]["active"]["cells"]["d1"]["rate"] is None
+
+
+def test_the_days_own_document_is_required():
+    with pytest.raises(MissingMetricsError, match="2026-11-28"):
+        build_view(APP, DAY, documents(missing={DAY}))
+
+
+def test_a_document_of_another_schema_version_is_refused_by_name():
+    docs = documents()
+    docs[DAY]["schema_version"] = 2
+    with pytest.raises(ReportInputError, match="schema_version 2"):
+        build_view(APP, DAY, docs)
+
+
+# --- the HTML holds the numbers of the JSON ------------------------------------------------------
+
+
+class _Cells(HTMLParser):
+    """Collects every element with data-metric, its attributes and its text; sections; images."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.cells: list[dict[str, Any]] = []
+        self.sections: list[str] = []
+        self.images: list[dict[str, str]] = []
+        self._open: dict[str, Any] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "section":
+            self.sections.append(attributes.get("id", ""))
+        if tag == "img":
+            self.images.append(attributes)
+        if "data-metric" in attributes:
+            self._open = {**attributes, "text": ""}
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open["text"] += data
+
+    def handle_endtag(self, tag):
+        if self._open is not None and tag == "td":
+            self._open["text"] = self._open["text"].strip()
+            self.cells.append(self._open)
+            self._open = None
+
+
+def parse(html: str) -> _Cells:
+    parser = _Cells()
+    parser.feed(html)
+    return parser
+
+
+def lookup(segment: dict[str, Any], metric: str) -> Any:
+    """A dotted path into a segment; map keys may themselves hold dots (``37.2.0``)."""
+    parts = metric.split(".")
+    if parts[0] in {"profile", "device"}:
+        parts = metric.split(".", 3)
+    elif parts[0] == "entry_points":
+        head, _, rest = metric.partition(".")
+        name, _, field = rest.rpartition(".")
+        parts = [head, name, field]
+    value: Any = segment
+    for part in parts:
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
+def test_every_number_cell_shows_the_value_of_its_document(report_with_gaps):
+    # GIVEN a rendered report and the documents it was made from
+    docs, report = report_with_gaps
+    cells = parse(report.html).cells
+    assert len(cells) > 250
+    checked = 0
+    for cell in cells:
+        document = docs[date.fromisoformat(cell["data-date"])]
+        if document is None:
+            # THEN a day without a document reads as missing, never as a number
+            assert cell["text"] == "—", cell
+            continue
+        expected = lookup(document["segments"][cell["data-segment"]], cell["data-metric"])
+        # THEN the cell's raw value is the document's, and its text is that value formatted
+        assert json.loads(cell["data-value"]) == expected, cell
+        assert cell["text"] == format_value(expected, cell["data-kind"], "USD"), cell
+        checked += 1
+    assert checked > 250
+
+
+def test_the_report_covers_every_metric_of_the_day(report_with_gaps):
+    docs, report = report_with_gaps
+    shown = {
+        (cell["data-metric"], cell["data-segment"])
+        for cell in parse(report.html).cells
+        if cell["data-date"] == "2026-11-28"
+    }
+    segment = docs[DAY]["segments"]["all"]
+    expected = [f"dashboard.{key}" for key in segment["dashboard"]]
+    expected += [f"behavior.{key}" for key in segment["behavior"]]
+    expected += [f"performance.{key}" for key in segment["performance"]]
+    expected += [f"iap_users.{key}" for key in segment["iap_users"] if key != "ltv"]
+    expected += [
+        f"iap_users.ltv.{n}.{key}" for n in ("d0", "d7", "d30") for key in ("cohort_size", "revenue", "value")
+    ]
+    expected += [
+        f"iap_orders.{payers}.{key}"
+        for payers in ("all", "new_payers", "returning_payers")
+        for key in ("gmv", "average_gmv", "recharge_orders", "redeem_orders")
+    ]
+    expected += [f"iap_orders.all.top_redeemed_products.{i}.orders" for i in range(10)]
+    expected += [
+        f"funnel.{kind}.{i}.{key}"
+        for kind in ("recharge", "redeem")
+        for i in range(9)
+        for key in ("pv", "rate_from_previous", "rate_from_first")
+    ]
+    expected += [f"entry_points.{name}.launch_sessions" for name in segment["entry_points"]]
+    expected += ["retention.new.d1.rate", "retention.active.d30.rate"]
+    assert not [metric for metric in expected if (metric, "all") not in shown]
+    # AND each OS and region segment shows its GMV
+    for name in docs[DAY]["segments"]:
+        if name != "all":
+            assert ("iap_orders.all.gmv", name) in shown
+
+
+def test_sections_come_in_the_order_of_the_spec(report_with_gaps):
+    _docs, report = report_with_gaps
+    assert parse(report.html).sections == ["dashboard", "monetization", "operations", "performance"]
+
+
+def test_kpis_compare_with_the_day_before_and_seven_days_before(report_with_gaps):
+    docs, report = report_with_gaps
+    active = {row.path: row for row in report.view.dashboard}["dashboard.active_users"]
+    yesterday = docs[DAY - timedelta(days=1)]["segments"]["all"]["dashboard"]["active_users"]
+    assert active.day_before == yesterday
+    assert active.change_day == format_change(active.value, yesterday, "count")
+    # THEN the comparison with a missing day is unknown, not a 100% jump
+    assert active.week_before is None and active.change_week == "—"
+
+
+def test_a_day_without_payers_shows_dashes_not_zeros():
+    # GIVEN a day without any paying user: ARPPU and average GMV have no denominator
+    report = build_report(APP, DAY, documents(quiet=True))
+    cells = {
+        cell["data-metric"]: cell
+        for cell in parse(report.html).cells
+        if cell["data-date"] == "2026-11-28" and cell["data-segment"] == "all"
+    }
+    # THEN they read "—" and carry null
+    for metric in ("iap_users.arppu", "iap_orders.all.average_gmv"):
+        assert cells[metric]["text"] == "—" and cells[metric]["data-value"] == "null"
+    # AND GMV is a real zero
+    assert cells["iap_orders.all.gmv"]["text"] == "$0.00"
+    # AND the GMV pies are left out with a sentence instead of an empty chart
+    assert "No GMV on this day" in report.html
+    assert "gmv-by-os" not in {image.get("data-chart") for image in parse(report.html).images}
+
+
+def test_a_segment_without_active_users_reads_as_unknown_not_zero(report_with_gaps):
+    _docs, report = report_with_gaps
+    france = [row for row in report.view.segments["region"] if row["segment"] == "region:FR"][0]
+    assert france["paying_user_rate"] is None
+
+
+def test_missing_days_are_announced_and_left_out_of_the_trend_lines(report_with_gaps):
+    _docs, report = report_with_gaps
+    assert "2026-11-20" in report.html and "Metrics are missing for 2 of the 31 days" in report.html
+    missing = [row for row in report.view.trends if row["missing"]]
+    assert {row["date"] for row in missing} == {"2026-11-20", "2026-11-21"}
+    assert all(row["active_users"] is None and row["gmv"] is None for row in missing)
+
+
+def test_every_chart_is_an_svg_image_in_the_page(report_with_gaps):
+    _docs, report = report_with_gaps
+    charts = {
+        image["data-chart"]: image["src"] for image in parse(report.html).images if "data-chart" in image
+    }
+    assert set(charts) == {
+        "users-trend",
+        "duration-trend",
+        "gmv-trend",
+        "payers-trend",
+        "gmv-by-os",
+        "gmv-by-region",
+        "funnel",
+    }
+    assert all(src.startswith("data:image/svg+xml;base64,") for src in charts.values())
+
+
+# --- the PDF -------------------------------------------------------------------------------------
+
+
+def test_the_pdf_has_a_page_per_part_and_holds_the_kpis(report_with_gaps):
+    docs, report = report_with_gaps
+    pdf = PdfReader(io.BytesIO(report.pdf))
+    texts = [page.extract_text() for page in pdf.pages]
+    # THEN it has the report's pages: dashboard, monetization (2), operations (3 with the funnel)
+    assert 5 <= len(texts) <= 8
+    assert all(f"Page {number} of {len(texts)}" in text for number, text in enumerate(texts, start=1))
+    # AND each part starts a page, in order
+    starts = [
+        next(index for index, text in enumerate(texts) if heading in text)
+        for heading in ("Dashboard", "Monetization", "Operations")
+    ]
+    assert starts[0] == 0 and starts[1] == 1 and starts[2] > 1
+    # AND the first page holds the dashboard KPIs as the document has them
+    dashboard = docs[DAY]["segments"]["all"]["dashboard"]
+    for key in ("total_users", "active_users", "new_users"):
+        assert format_count(dashboard[key]) in texts[0]
+    assert format_duration(dashboard["median_duration_per_user_ms"]) in texts[0]
+    gmv = docs[DAY]["segments"]["all"]["iap_orders"]["all"]["gmv"]
+    assert format_money(gmv, "USD") in "".join(texts[1:])
+    assert "Performance" in texts[-1] or "Performance" in texts[-2]
