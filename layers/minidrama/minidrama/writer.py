@@ -197,6 +197,7 @@ class PartitionBatchProcessor(BatchProcessor):
             if error is None:
                 final.append(("success", message, record))
                 continue
+            # success entries hold the raw record, failures the data class (as powertools does)
             self.success_messages.remove(record)
-            final.append(self.failure_handler(record, (type(error), error, error.__traceback__)))
+            final.append(self.failure_handler(SQSRecord(record), (type(error), error, error.__traceback__)))
         return final
