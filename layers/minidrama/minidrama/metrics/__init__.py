@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from minidrama.config import AppConfig
 from minidrama.lake import Storage, metrics_key
@@ -20,7 +21,7 @@ from minidrama.metrics.compaction import compact_partition
 from minidrama.metrics.engine import MetricsSession
 from minidrama.metrics.window import day_window
 
-__all__ = ["compute_days", "compact_days", "document_bytes"]
+__all__ = ["compute_days", "compact_days", "document_bytes", "recent_days", "refresh_recent", "RefreshResult"]
 
 
 def document_bytes(document: dict) -> bytes:
@@ -44,3 +45,32 @@ def compact_days(storage: Storage, app: AppConfig, days: Iterable[date]) -> int:
     """Compact every hour partition covering ``days``; returns how many partitions were rewritten."""
     hours = {hour for day in days for hour in day_window(day, app.timezone).hours}
     return sum(compact_partition(storage, app.app_id, utc_date, hour) for utc_date, hour in sorted(hours))
+
+
+def recent_days(app: AppConfig, now: datetime, count: int) -> list[date]:
+    """The ``count`` complete calendar days before ``now`` in the app's time zone, oldest first."""
+    today = now.astimezone(app.zone).date()
+    return [today - timedelta(days=offset) for offset in range(count, 0, -1)]
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    app_id: str
+    days: list[date]
+    compacted_partitions: int
+    documents: list[str]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "app_id": self.app_id,
+            "days": [day.isoformat() for day in self.days],
+            "compacted_partitions": self.compacted_partitions,
+            "documents": self.documents,
+        }
+
+
+def refresh_recent(storage: Storage, app: AppConfig, now: datetime, count: int) -> RefreshResult:
+    """The scheduled job for one app: compact, then recompute, the last ``count`` days."""
+    days = recent_days(app, now, count)
+    compacted = compact_days(storage, app, days)
+    return RefreshResult(app.app_id, days, compacted, compute_days(storage, app, days))

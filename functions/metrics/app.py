@@ -1,0 +1,50 @@
+"""Metrics function: on the daily schedule, compact and recompute each registered app's recent days.
+
+Trigger: an EventBridge scheduled event (every registered app, its last ``RECOMPUTE_DAYS``
+complete days in its own time zone), or ``{"app_id": "A", "dates": ["YYYY-MM-DD", ...]}`` to
+recompute chosen days of one app (a backfill).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from minidrama.config import app_or_default, load_apps
+from minidrama.lake import S3Storage
+from minidrama.metrics import compute_days, refresh_recent
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+storage = S3Storage(boto3.client("s3"), os.environ["LAKE_BUCKET"])
+RECOMPUTE_DAYS = int(os.environ.get("RECOMPUTE_DAYS", "3"))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "app_id" in event:
+        app = app_or_default(storage, event["app_id"])
+        keys = compute_days(storage, app, [date.fromisoformat(text) for text in event["dates"]])
+        metrics.add_metric(name="DocumentsWritten", unit=MetricUnit.Count, value=len(keys))
+        return {"apps": [{"app_id": app.app_id, "documents": keys}]}
+
+    now = datetime.now(UTC)
+    results = []
+    for app in load_apps(storage).values():
+        result = refresh_recent(storage, app, now, RECOMPUTE_DAYS)
+        logger.info("metrics refreshed", extra=result.summary())
+        metrics.add_metric(name="DocumentsWritten", unit=MetricUnit.Count, value=len(result.documents))
+        metrics.add_metric(
+            name="PartitionsCompacted", unit=MetricUnit.Count, value=result.compacted_partitions
+        )
+        results.append(result.summary())
+    return {"apps": results}
