@@ -144,7 +144,7 @@ def make_server(storage: Storage, host: str = "127.0.0.1", port: int = 8080) -> 
 def serve(storage: Storage, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve until interrupted; prints the URL it listens on (the real port when ``port`` is 0)."""
     server = make_server(storage, host, port)
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     print(
         f"minidrama: listening on http://{bound_host}:{bound_port}/ "
         f"(POST /v1/apps/{{app_id}}/events) with the lake {storage.uri}",
