@@ -17,6 +17,7 @@ Layout (SPEC section 3, plus the project's own areas)::
 
 from __future__ import annotations
 
+import builtins
 import os
 import tempfile
 import uuid
@@ -106,7 +107,7 @@ class Storage(Protocol):
 
     def list(self, prefix: str) -> list[ObjectInfo]: ...
 
-    def delete(self, keys: list[str]) -> None: ...
+    def delete(self, keys: builtins.list[str]) -> None: ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -157,7 +158,7 @@ class LocalStorage:
                 found.append(ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}"))
         return sorted(found, key=lambda info: info.key)
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         for key in keys:
             self.path(key).unlink(missing_ok=True)
 
@@ -209,7 +210,7 @@ class S3Storage:
                 found.append(ObjectInfo(key, item["Size"], item["ETag"].strip('"')))
         return sorted(found, key=lambda info: info.key)
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         for start in range(0, len(keys), 1000):
             chunk = keys[start : start + 1000]
             self.client.delete_objects(
