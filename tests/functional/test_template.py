@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ["IngestFunction", "WriterFunction", "MetricsFunction", "ReportFunction"]
 
 # The sample triggers of events/ each function's tests load (written with the handlers).
-SAMPLE_EVENTS = ["ingest_request", "writer_sqs_batch", "report_schedule"]
+SAMPLE_EVENTS = ["ingest_request", "writer_sqs_batch", "metrics_schedule", "report_schedule"]
 
 
 @pytest.fixture(scope="module")
