@@ -122,8 +122,11 @@ def publish_report(
     *,
     sender: str,
     ses_client: Any,
+    default_recipients: Sequence[str] = (),
 ) -> PublishResult:
     """Render, store and email (through SES) the report of ``app`` for ``day``.
+
+    Recipients are the app's, or ``default_recipients`` for an app that lists none.
 
     Missing inputs give an ``incomplete`` status and no email. Emails already sent for this
     (app, day, recipient) are not sent again. Raises :class:`DeliveryError` when SES refused some.
@@ -132,13 +135,14 @@ def publish_report(
     if isinstance(rendered, PublishResult):
         return rendered
     keys = store_report(storage, rendered)
+    recipients = list(app.recipients) or list(default_recipients)
     status: dict[str, Any] = {
         "status": "complete",
         "files": keys,
         "missing_days": _isoformat(rendered.missing_days),
     }
     try:
-        delivery = deliver_report(storage, rendered, sender, app.recipients, ses_client)
+        delivery = deliver_report(storage, rendered, sender, recipients, ses_client)
     except DeliveryError as error:
         emails = error.result.summary() if error.result else {}
         write_status(storage, app.app_id, day, {**status, "emails": emails, "error": str(error)})

@@ -1,0 +1,195 @@
+"""The report function on moto S3 + SES, and the `minidrama report` command on a local lake."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+from pypdf import PdfReader
+
+from minidrama.config import app_or_default, register_app
+from minidrama.lake import LocalStorage, S3Storage, report_key
+from minidrama.report import report_command, sent_marker_key
+from minidrama.report.delivery import put_if_absent
+from tests.conftest import LambdaContext, load_event, load_handler
+from tests.report_fixtures import write_history
+
+BUCKET = "minidrama-lake"
+SENDER = "reports@studio.example"
+DAY = date(2026, 11, 28)  # the schedule fires 2026-11-29T06:00Z: the latest complete UTC day
+RECIPIENTS = ["lead@studio.example", "finance@studio.example"]
+
+
+@dataclass
+class Stack:
+    handler: ModuleType
+    storage: S3Storage
+
+    def run(self, event: dict[str, Any]) -> dict[str, Any]:
+        return self.handler.lambda_handler(event, LambdaContext())
+
+    @property
+    def sent(self) -> list[Any]:
+        return list(ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages)
+
+    def status(self, app_id: str, day: date) -> dict[str, Any]:
+        return json.loads(self.storage.get_bytes(report_key(app_id, day, "status.json")))
+
+
+@pytest.fixture
+def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    monkeypatch.setenv("LAKE_BUCKET", BUCKET)
+    monkeypatch.setenv("SENDER_EMAIL", SENDER)
+    monkeypatch.delenv("DEFAULT_RECIPIENTS", raising=False)
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
+        yield Stack(load_handler("report"), S3Storage(boto3.client("s3"), BUCKET))
+
+
+def test_the_schedule_reports_yesterday_and_emails_each_recipient_once(stack):
+    # GIVEN a registered app with two recipients and 35 days of metrics
+    register_app(stack.storage, "dramaapp", recipients=RECIPIENTS)
+    write_history(stack.storage, "dramaapp", DAY, 35)
+    # WHEN the daily schedule fires
+    response = stack.run(load_event("report_schedule"))
+    # THEN yesterday's report is stored, as HTML and as PDF
+    assert response == {
+        "reports": [
+            {
+                "app_id": "dramaapp",
+                "date": "2026-11-28",
+                "status": "complete",
+                "emails": {"sent": 2, "already_sent": 0, "in_progress": 0, "failed": 0},
+            }
+        ]
+    }
+    html = stack.storage.get_bytes(report_key("dramaapp", DAY, "report.html")).decode()
+    assert 'data-date="2026-11-28"' in html
+    pdf = PdfReader(io.BytesIO(stack.storage.get_bytes(report_key("dramaapp", DAY, "report.pdf"))))
+    assert len(pdf.pages) >= 5
+    # AND SES sent one message to each recipient, from the sender, with the PDF attached
+    sent = stack.sent
+    assert sorted(message.destinations[0] for message in sent) == sorted(RECIPIENTS)
+    assert all(message.source == SENDER for message in sent)
+    parsed = email.message_from_string(sent[0].raw_data, policy=email.policy.default)
+    assert [part.get_content_type() for part in parsed.iter_attachments()] == ["application/pdf"]
+    assert stack.status("dramaapp", DAY)["status"] == "complete"
+    # WHEN the function runs again (a retry, or a second schedule)
+    again = stack.run(load_event("report_schedule"))
+    # THEN nobody gets it twice
+    assert again["reports"][0]["emails"] == {"sent": 0, "already_sent": 2, "in_progress": 0, "failed": 0}
+    assert len(stack.sent) == 2
+    assert all(stack.storage.exists(sent_marker_key("dramaapp", DAY, address)) for address in RECIPIENTS)
+
+
+def test_a_report_without_its_metrics_is_marked_incomplete_and_never_sent(stack):
+    # GIVEN the day's metrics are missing (the days before exist)
+    register_app(stack.storage, "dramaapp", recipients=RECIPIENTS)
+    write_history(stack.storage, "dramaapp", DAY, 10, missing={DAY})
+    # WHEN the schedule fires
+    response = stack.run(load_event("report_schedule"))
+    # THEN the report is incomplete, with the reason, and no email went out
+    [result] = response["reports"]
+    assert result["status"] == "incomplete"
+    assert "metrics/app_id=dramaapp/dt=2026-11-28/metrics.json" in result["reason"]
+    status = stack.status("dramaapp", DAY)
+    assert status["status"] == "incomplete" and status["reason"] == result["reason"]
+    assert stack.sent == []
+    assert not stack.storage.exists(report_key("dramaapp", DAY, "report.pdf"))
+
+
+def test_each_app_reports_its_own_yesterday(stack):
+    # GIVEN an app in Los Angeles: at 06:00 UTC on Nov 29 it is still Nov 28 there
+    register_app(stack.storage, "la-app", timezone="America/Los_Angeles", recipients=["la@studio.example"])
+    register_app(stack.storage, "utc-app", recipients=["utc@studio.example"])
+    write_history(stack.storage, "la-app", date(2026, 11, 27), 3, timezone="America/Los_Angeles")
+    write_history(stack.storage, "utc-app", DAY, 3)
+    # WHEN the schedule fires
+    response = stack.run(load_event("report_schedule"))
+    # THEN Los Angeles reports Nov 27 and UTC reports Nov 28
+    assert {(r["app_id"], r["date"], r["status"]) for r in response["reports"]} == {
+        ("la-app", "2026-11-27", "complete"),
+        ("utc-app", "2026-11-28", "complete"),
+    }
+    assert sorted(message.destinations[0] for message in stack.sent) == [
+        "la@studio.example",
+        "utc@studio.example",
+    ]
+
+
+def test_an_explicit_app_and_date_reports_that_day(stack):
+    register_app(stack.storage, "dramaapp", recipients=["lead@studio.example"])
+    write_history(stack.storage, "dramaapp", date(2026, 11, 20), 5)
+    response = stack.run({"app_id": "dramaapp", "date": "2026-11-20"})
+    assert response["reports"][0]["date"] == "2026-11-20"
+    assert response["reports"][0]["status"] == "complete"
+    assert len(stack.sent) == 1
+
+
+def test_a_bad_date_in_the_trigger_is_named(stack):
+    with pytest.raises(ValueError, match="'2026-13-01'"):
+        stack.run({"app_id": "dramaapp", "date": "2026-13-01"})
+
+
+def test_the_conditional_put_on_s3_lets_only_one_run_claim(stack):
+    key = sent_marker_key("dramaapp", DAY, "lead@studio.example")
+    assert put_if_absent(stack.storage, key, b'{"state": "sending"}') is True
+    assert put_if_absent(stack.storage, key, b'{"state": "sending"}') is False
+
+
+# --- minidrama report (local lake, no SES) --------------------------------------------------------
+
+
+def test_report_command_writes_html_pdf_and_eml(tmp_path, capsys):
+    # GIVEN a local lake with 35 days of metrics for an app that was never registered
+    lake = LocalStorage(tmp_path / "lake")
+    write_history(lake, "dramaapp", DAY, 35)
+    # WHEN the report is made for two addresses
+    code = report_command(
+        lake, app_or_default(lake, "dramaapp"), DAY, ["a@studio.example", "b@studio.example"]
+    )
+    # THEN it prints where the HTML, the PDF and the email are, and they are there
+    assert code == 0
+    printed = capsys.readouterr().out.split()
+    assert [line.rsplit("/", 1)[1] for line in printed] == ["report.html", "report.pdf", "report.eml"]
+    assert all(Path(line).is_file() for line in printed)
+    message = email.message_from_bytes(
+        (tmp_path / "lake" / report_key("dramaapp", DAY, "report.eml")).read_bytes(),
+        policy=email.policy.default,
+    )
+    assert [a.addr_spec for a in message["To"].addresses] == ["a@studio.example", "b@studio.example"]
+
+
+def test_report_command_without_recipients_writes_an_undisclosed_eml(tmp_path, capsys):
+    lake = LocalStorage(tmp_path / "lake")
+    write_history(lake, "dramaapp", DAY, 2)
+    assert report_command(lake, app_or_default(lake, "dramaapp"), DAY, None) == 0
+    message = email.message_from_bytes(
+        lake.get_bytes(report_key("dramaapp", DAY, "report.eml")), policy=email.policy.default
+    )
+    assert message["To"] == "undisclosed-recipients:;"
+    # AND the 29 days without metrics are named on stderr
+    assert "no metrics for 29 earlier day(s)" in capsys.readouterr().err
+
+
+def test_report_command_exits_2_when_the_days_metrics_are_missing(tmp_path, capsys):
+    lake = LocalStorage(tmp_path / "lake")
+    assert report_command(lake, app_or_default(lake, "dramaapp"), DAY, None) == 2
+    err = capsys.readouterr().err
+    assert "no metrics document at metrics/app_id=dramaapp/dt=2026-11-28/metrics.json" in err
+    assert "minidrama compute --app dramaapp --date 2026-11-28" in err
+    assert not lake.exists(report_key("dramaapp", DAY, "report.html"))
