@@ -178,7 +178,7 @@ _SMOKE_SCRIPT = """
 import sys
 import vl_convert
 import weasyprint
-import minidrama  # the core layer imports too
+import minidrama.report  # the package imports with these two layers alone (no pyarrow, no boto3)
 
 chart = vl_convert.vegalite_to_svg({
     "data": {"values": [{"day": "d1", "users": 3}, {"day": "d2", "users": 5}]},
