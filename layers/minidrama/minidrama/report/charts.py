@@ -27,7 +27,7 @@ __all__ = [
 
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 PALETTE = ["#2f5fd0", "#e0803a", "#2a9d8f", "#c2417a", "#7a5cc7", "#8d99ae"]
-_WIDTH = 300  # a half-width chart: two fit side by side on A4 and in a 680 px email
+_WIDTH = 340  # a half-width chart: two fit side by side on A4 and in a 700 px email
 _FULL_WIDTH = 640
 # d3's SI format writes zero as "0k" next to "1k"; a plain 0 reads better.
 _ZERO_LABEL = "datum.value === 0 ? '0' : datum.label"
