@@ -106,7 +106,7 @@ def test_the_accepted_answer_lists_the_rejected_events(client: Client) -> None:
 
 def test_a_failure_to_store_answers_503_so_the_client_retries(client: Client) -> None:
     class Broken:
-        def write(self, app_id: str, rows: list[dict[str, Any]]) -> None:
+        def write(self, app_id: str, rows: list[dict[str, Any]], encoded: list[bytes] | None = None) -> None:
             raise OSError("disk full")
 
     response = handle_post_events(

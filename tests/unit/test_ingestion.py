@@ -199,7 +199,7 @@ def test_an_event_too_big_for_the_queue_is_rejected_alone(
 
 
 class BrokenSink:
-    def write(self, app_id: str, rows: list[dict[str, Any]]) -> None:
+    def write(self, app_id: str, rows: list[dict[str, Any]], encoded: list[bytes] | None = None) -> None:
         raise OSError("queue unreachable")
 
 

@@ -84,9 +84,13 @@ class PayloadTooLargeError(RequestError):
 
 
 class Sink(Protocol):
-    """Where accepted rows go; returns only once they are durable, raises otherwise."""
+    """Where accepted rows go; returns only once they are durable, raises otherwise.
 
-    def write(self, app_id: str, rows: list[dict[str, Any]]) -> None: ...
+    ``encoded`` holds the same rows in the queue's wire format (:func:`minidrama.queue.encode_row`),
+    computed once by the pipeline's size check so that the SQS sink does not encode twice.
+    """
+
+    def write(self, app_id: str, rows: list[dict[str, Any]], encoded: list[bytes] | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -192,31 +196,33 @@ def write_quarantine(
 # --- the pipeline ----------------------------------------------------------------------------
 
 
-def _storable(
-    events: list[Any], accepted: list[dict[str, Any]], rejected: list[Rejection]
-) -> tuple[list[dict[str, Any]], list[Rejection]]:
-    """Move accepted rows that cannot travel through the queue (too big once encoded) to the rejected."""
-    rejected_at = {rejection.index for rejection in rejected}
+@dataclass(frozen=True)
+class _Checked:
+    accepted: list[dict[str, Any]]
+    encoded: list[bytes]  # the accepted rows in the queue's wire format
+    rejected: list[Rejection]
+
+
+def _check(app: AppConfig, events: list[Any], received_at: datetime, rates: Rates) -> _Checked:
+    """Validate, then move accepted rows that cannot travel through the queue to the rejected."""
+    result = validate_events(events, received_at=received_at, currency=app.currency, rates=rates)
+    rejected_at = {rejection.index for rejection in result.rejected}
     positions = (index for index in range(len(events)) if index not in rejected_at)
-    keep: list[dict[str, Any]] = []
+    accepted: list[dict[str, Any]] = []
+    encoded: list[bytes] = []
     refused: list[Rejection] = []
-    for row, index in zip(accepted, positions, strict=False):
+    for row, index in zip(result.accepted, positions, strict=False):
         try:
-            encode_row(row)
+            encoded.append(encode_row(row))
         except EventEncodingError as error:
             refused.append(Rejection(index, row["event_id"], [f"event: {error}"], events[index]))
         else:
-            keep.append(row)
+            accepted.append(row)
     if not refused:
-        return accepted, rejected
-    return keep, sorted([*rejected, *refused], key=lambda rejection: rejection.index)
-
-
-def _check(
-    app: AppConfig, events: list[Any], received_at: datetime, rates: Rates
-) -> tuple[list[dict[str, Any]], list[Rejection]]:
-    result = validate_events(events, received_at=received_at, currency=app.currency, rates=rates)
-    return _storable(events, result.accepted, result.rejected)
+        return _Checked(accepted, encoded, result.rejected)
+    return _Checked(
+        accepted, encoded, sorted([*result.rejected, *refused], key=lambda rejection: rejection.index)
+    )
 
 
 def _store(
@@ -224,14 +230,13 @@ def _store(
     sink: Sink,
     app: AppConfig,
     received_at: datetime,
-    accepted: list[dict[str, Any]],
-    rejected: list[Rejection],
+    checked: _Checked,
     source: str | None = None,
 ) -> IngestResult:
-    key = write_quarantine(storage, app.app_id, received_at, rejected, source)
-    if accepted:
-        sink.write(app.app_id, accepted)
-    return IngestResult(len(accepted), rejected, key)
+    key = write_quarantine(storage, app.app_id, received_at, checked.rejected, source)
+    if checked.accepted:
+        sink.write(app.app_id, checked.accepted, checked.encoded)
+    return IngestResult(len(checked.accepted), checked.rejected, key)
 
 
 def ingest(
@@ -241,8 +246,7 @@ def ingest(
 
     Returns once both are durable; raises (and the caller must not report success) otherwise.
     """
-    accepted, rejected = _check(app, events, received_at, rates)
-    return _store(storage, sink, app, received_at, accepted, rejected)
+    return _store(storage, sink, app, received_at, _check(app, events, received_at, rates))
 
 
 def ingest_events(
@@ -320,10 +324,10 @@ def _ingest_lines(
         for line in lines
         if line.error is not None
     ]
-    accepted, rejected = _check(app, [line.value for line in decoded], received_at, rates)
-    by_line = [replace(rejection, index=decoded[rejection.index].number) for rejection in rejected]
+    checked = _check(app, [line.value for line in decoded], received_at, rates)
+    by_line = [replace(rejection, index=decoded[rejection.index].number) for rejection in checked.rejected]
     all_rejected = sorted([*unreadable, *by_line], key=lambda rejection: rejection.index)
-    return _store(storage, sink, app, received_at, accepted, all_rejected, source=str(path))
+    return _store(storage, sink, app, received_at, replace(checked, rejected=all_rejected), source=str(path))
 
 
 def ingest_files(storage: Storage, app: AppConfig, paths: list[Path]) -> int:

@@ -52,6 +52,7 @@ MAX_BATCH_BYTES = 256 * 1024
 MAX_EVENT_BYTES = 192 * 1024
 
 _COLUMN_TYPES = dict(EVENT_COLUMNS)
+_EMPTY_ROW: dict[str, Any] = dict.fromkeys(_COLUMN_TYPES)
 
 # SQS accepts any Unicode except these (and lone surrogates, which never reach here: encoding
 # to UTF-8 refuses them first). JSON escapes control characters already.
@@ -77,26 +78,27 @@ class MessageDecodeError(QueueError):
 # --- encoding (pure) -------------------------------------------------------------------------
 
 
-def _wire_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
+_TIMESTAMP_COLUMNS = tuple(name for name, kind in EVENT_COLUMNS if kind == "timestamp")
+_DECIMAL_COLUMNS = tuple(name for name, kind in EVENT_COLUMNS if kind == "decimal")
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def encode_row(row: dict[str, Any]) -> bytes:
     """One accepted row as compact UTF-8 JSON, ready to be packed into a message.
 
     Raises :class:`EventEncodingError` when the row is bigger than :data:`MAX_EVENT_BYTES` or
-    holds a string that is not valid Unicode (a lone surrogate sent as ``"\\ud800"``).
+    holds a string that is not valid Unicode (an unpaired surrogate escape such as ``"\\ud800"``).
     """
-    text = json.dumps(
-        {column: _wire_value(value) for column, value in row.items() if value is not None},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    text = _SQS_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    wire = {column: value for column, value in row.items() if value is not None}
+    for column in _TIMESTAMP_COLUMNS:
+        if column in wire:
+            wire[column] = wire[column].isoformat()
+    for column in _DECIMAL_COLUMNS:
+        if column in wire:
+            wire[column] = str(wire[column])
+    text = _ROW_ENCODER.encode(wire)
+    if not text.isascii():
+        text = _SQS_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
     try:
         encoded = text.encode("utf-8")
     except UnicodeEncodeError as error:
@@ -204,10 +206,12 @@ def decode_message(body: str | bytes) -> tuple[str, list[dict[str, Any]]]:
     for position, event in enumerate(events):
         if not isinstance(event, dict):
             raise MessageDecodeError(f"event {position} is not an object")
-        unknown = event.keys() - _COLUMN_TYPES.keys()
-        if unknown:
-            raise MessageDecodeError(f"event {position} has unknown columns {sorted(unknown)}")
-        row = {column: _decode_value(column, kind, event.get(column)) for column, kind in EVENT_COLUMNS}
+        row = _EMPTY_ROW.copy()
+        for column, value in event.items():
+            kind = _COLUMN_TYPES.get(column)
+            if kind is None:
+                raise MessageDecodeError(f"event {position} has an unknown column {column!r}")
+            row[column] = _decode_value(column, kind, value)
         for required in ("event_id", "event_name", "event_time", "received_at"):
             if row[required] is None:
                 raise MessageDecodeError(f"event {position} lacks {required!r}")
@@ -241,8 +245,8 @@ class SqsSink:
         self.base_delay_seconds = base_delay_seconds
         self.sleep = sleep
 
-    def write(self, app_id: str, rows: list[dict[str, Any]]) -> None:
-        bodies = pack_messages(app_id, (encode_row(row) for row in rows))
+    def write(self, app_id: str, rows: list[dict[str, Any]], encoded: list[bytes] | None = None) -> None:
+        bodies = pack_messages(app_id, encoded if encoded is not None else (encode_row(row) for row in rows))
         for batch in plan_send_batches(bodies):
             self._send(batch)
 

@@ -122,7 +122,7 @@ class ParquetSink:
         self.storage = storage
         self.keys: list[str] = []
 
-    def write(self, app_id: str, rows: list[dict[str, Any]]) -> None:
+    def write(self, app_id: str, rows: list[dict[str, Any]], encoded: list[bytes] | None = None) -> None:
         self.keys.extend(write_events(self.storage, app_id, rows))
 
 
