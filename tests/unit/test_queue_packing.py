@@ -139,6 +139,18 @@ def test_send_batches_hold_at_most_ten_entries_and_256_kib(
         '"2026-11-28T10:00:00+00:00", "received_at": "2026-11-28T10:00:00+00:00", "beans": "5"}]}',
         '{"v": 1, "app_id": "a", "events": [{"event_id": "e", "event_name": "x", "event_time": '
         '"2026-11-28T10:00:00+00:00", "received_at": "2026-11-28T10:00:00+00:00", "amount": "abc"}]}',
+        *(
+            '{"v": 1, "app_id": "a", "events": [{"event_id": "e", "event_name": "x", "event_time": '
+            f'"2026-11-28T10:00:00+00:00", "received_at": "2026-11-28T10:00:00+00:00", {column}}}]}}'
+            for column in (
+                '"beans": 9223372036854775808',
+                '"amount": "1.0000001"',
+                '"amount": "100000000000000000000000000000000"',
+                '"amount": "NaN"',
+                '"user_id": "\\ud800"',
+                '"success": 1',
+            )
+        ),
     ],
 )
 def test_malformed_messages_are_poison_with_a_reason(body: str) -> None:

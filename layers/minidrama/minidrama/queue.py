@@ -26,7 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from minidrama.schema import EVENT_COLUMNS
+from minidrama.schema import AMOUNT_SCALE, EVENT_COLUMNS
 
 __all__ = [
     "MESSAGE_VERSION",
@@ -163,29 +163,53 @@ def plan_send_batches(
 # --- decoding (pure) -------------------------------------------------------------------------
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# decimal(38, AMOUNT_SCALE): at most AMOUNT_SCALE places and 38 digits in all
+_DECIMAL_LIMIT = Decimal(10) ** (38 - AMOUNT_SCALE)
+
+
 def _decode_value(column: str, kind: str, value: Any) -> Any:
+    """One wire value as its column's type; anything the Parquet column could not hold is refused here,
+    so that a bad message fails alone instead of failing the partition it would be written to."""
     if value is None:
         return None
     if kind == "string" and isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise MessageDecodeError(f"column {column!r} is not valid Unicode") from error
         return value
     if kind == "bool" and isinstance(value, bool):
         return value
     if kind == "int64" and isinstance(value, int) and not isinstance(value, bool):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise MessageDecodeError(f"column {column!r}: {value} does not fit in int64")
         return value
     if kind == "decimal" and isinstance(value, str):
         try:
-            return Decimal(value)
+            number = Decimal(value)
         except ArithmeticError as error:
-            raise MessageDecodeError(f"column {column!r}: {value!r} is not a decimal") from error
+            raise MessageDecodeError(f"column {column!r}: {value[:40]!r} is not a decimal") from error
+        if not number.is_finite():
+            raise MessageDecodeError(f"column {column!r}: {value[:40]!r} is not a finite decimal")
+        exponent = number.as_tuple().exponent
+        if not isinstance(exponent, int) or exponent < -AMOUNT_SCALE:
+            raise MessageDecodeError(f"column {column!r}: {value[:40]!r} has more than {AMOUNT_SCALE} places")
+        if abs(number) >= _DECIMAL_LIMIT:
+            raise MessageDecodeError(
+                f"column {column!r}: {value[:40]!r} does not fit in decimal(38, {AMOUNT_SCALE})"
+            )
+        return number
     if kind == "timestamp" and isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError as error:
-            raise MessageDecodeError(f"column {column!r}: {value!r} is not a timestamp") from error
+            raise MessageDecodeError(f"column {column!r}: {value[:40]!r} is not a timestamp") from error
         if parsed.tzinfo is None:
             raise MessageDecodeError(f"column {column!r}: {value!r} has no UTC offset")
         return parsed
-    raise MessageDecodeError(f"column {column!r}: {value!r} is not a {kind}")
+    raise MessageDecodeError(f"column {column!r}: {str(value)[:40]!r} is not a {kind}")
 
 
 def decode_message(body: str | bytes) -> tuple[str, list[dict[str, Any]]]:
