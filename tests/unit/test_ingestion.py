@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -277,3 +279,10 @@ def test_the_cli_uses_the_registered_currency(tmp_path: Path, capsys: pytest.Cap
     assert json.loads(capsys.readouterr().out) == {"accepted": 0, "rejected": 1}
     (record,) = quarantined(lake)
     assert "no conversion rate from USD to EUR" in record["errors"][0]
+
+
+def test_the_ingest_path_does_not_import_pyarrow() -> None:
+    # the ingest function's layers have no pyarrow (only the writer's do)
+    code = "import sys, minidrama.api, minidrama.ingestion, minidrama.queue; print('pyarrow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -127,6 +127,7 @@ def test_send_batches_hold_at_most_ten_entries_and_256_kib(
         "[]",
         '{"v": 2, "app_id": "a", "events": []}',
         '{"v": 1, "events": []}',
+        '{"v": 1, "app_id": "../../etc", "events": []}',
         '{"v": 1, "app_id": "a", "events": {}}',
         '{"v": 1, "app_id": "a", "events": [5]}',
         '{"v": 1, "app_id": "a", "events": [{"event_id": "e"}]}',

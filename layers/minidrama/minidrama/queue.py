@@ -26,6 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from minidrama.config import APP_ID_PATTERN
 from minidrama.schema import AMOUNT_SCALE, EVENT_COLUMNS
 
 __all__ = [
@@ -224,8 +225,8 @@ def decode_message(body: str | bytes) -> tuple[str, list[dict[str, Any]]]:
     if not isinstance(message, dict) or message.get("v") != MESSAGE_VERSION:
         raise MessageDecodeError(f"message is not an events message of version {MESSAGE_VERSION}")
     app_id, events = message.get("app_id"), message.get("events")
-    if not isinstance(app_id, str) or not app_id or not isinstance(events, list):
-        raise MessageDecodeError("message lacks a string 'app_id' or an 'events' list")
+    if not isinstance(app_id, str) or not APP_ID_PATTERN.match(app_id) or not isinstance(events, list):
+        raise MessageDecodeError("message lacks a valid 'app_id' or an 'events' list")
     rows = []
     for position, event in enumerate(events):
         if not isinstance(event, dict):
