@@ -211,7 +211,7 @@ def _check(app: AppConfig, events: list[Any], received_at: datetime, rates: Rate
     accepted: list[dict[str, Any]] = []
     encoded: list[bytes] = []
     refused: list[Rejection] = []
-    for row, index in zip(result.accepted, positions, strict=False):
+    for row, index in zip(result.accepted, positions, strict=True):
         try:
             encoded.append(encode_row(row))
         except EventEncodingError as error:
