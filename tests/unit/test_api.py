@@ -121,6 +121,15 @@ def test_a_failure_to_store_answers_503_so_the_client_retries(client: Client) ->
     assert "retry" in response.body["message"]
 
 
+def test_an_unreadable_configuration_answers_503(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(key: str) -> bytes:
+        raise OSError("S3 unavailable")
+
+    monkeypatch.setattr(client.lake, "get_bytes", fail)
+    response = client.post({"events": [EVENT]})
+    assert response.status == 503 and response.body["error"] == "unavailable"
+
+
 @pytest.mark.parametrize(
     ("body", "is_base64", "expected"),
     [

@@ -140,6 +140,10 @@ def request_body_bytes(body: str | bytes | None, is_base64_encoded: bool = False
     return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
 
 
+def _unavailable(message: str) -> ApiResponse:
+    return error_response(503, "unavailable", message, {"Retry-After": "1"})
+
+
 def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     for key, value in (headers or {}).items():
         if key.lower() == name:
@@ -166,10 +170,16 @@ def handle_post_events(
         return error_response(
             401, "missing_api_key", f"missing the {API_KEY_HEADER} header with the app's API key"
         )
-    app = directory.app(app_id) if APP_ID_PATTERN.match(app_id) else None
+    try:
+        app = directory.app(app_id) if APP_ID_PATTERN.match(app_id) else None
+        key_matches = app is not None and directory.key_matches(app_id, api_key)
+        rates = directory.rates()
+    except Exception:
+        logger.exception("reading the app configuration failed", extra={"app_id": app_id})
+        return _unavailable("the app configuration could not be read; retry the same request later")
     if app is None:
         return error_response(404, "unknown_app", f"no app {app_id!r} is registered")
-    if not directory.key_matches(app_id, api_key):
+    if not key_matches:
         return error_response(
             403, "invalid_api_key", f"the {API_KEY_HEADER} header is not the API key of app {app_id!r}"
         )
@@ -179,17 +189,12 @@ def handle_post_events(
         return error_response(error.status, error.code, str(error))
     received = received_at or datetime.now(UTC)
     try:
-        result = ingest(storage, sink, app, events, received_at=received, rates=directory.rates())
+        result = ingest(storage, sink, app, events, received_at=received, rates=rates)
     except Exception:
         # Whatever failed (queue, storage), the events are not known to be durable: the client
         # must retry the whole request; events stored twice are deduplicated by event_id.
         logger.exception("storing a batch failed", extra={"app_id": app_id, "events": len(events)})
-        return error_response(
-            503,
-            "unavailable",
-            "the events could not be stored; retry the same request later",
-            {"Retry-After": "1"},
-        )
+        return _unavailable("the events could not be stored; retry the same request later")
     return ApiResponse(
         202,
         {

@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 import threading
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -49,14 +50,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain_and_answer(_not_found(self.path))
             return
         body = self._read_body()
-        response = handle_post_events(
-            match["app_id"],
-            dict(self.headers.items()),
-            body,
-            directory=self.server.directory,
-            storage=self.server.storage,
-            sink=ParquetSink(self.server.storage),
-        )
+        try:
+            response = handle_post_events(
+                match["app_id"],
+                dict(self.headers.items()),
+                body,
+                directory=self.server.directory,
+                storage=self.server.storage,
+                sink=ParquetSink(self.server.storage),
+            )
+        except Exception:  # a bug, not a client error: answer JSON, keep serving, show the traceback
+            traceback.print_exc()
+            response = error_response(500, "internal_error", "the server failed; retry the same request")
         self._answer(response)
 
     def _other_method(self) -> None:
