@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import selectors
 import signal
@@ -213,3 +214,28 @@ def test_a_newly_registered_app_is_served_without_a_restart(server: Server) -> N
     key = json.loads(_cli("apps", "add", "late-app", "--lake", str(server.lake)))["api_key"]
     status, body, _headers = server.post({"events": [launch(50)]}, app_id="late-app", key=key)
     assert (status, body["accepted"]) == (202, 1)
+
+
+def test_a_chunked_body_is_read_whole(server: Server) -> None:
+    # GIVEN a body sent with Transfer-Encoding: chunked (no Content-Length), in three chunks
+    text = json.dumps({"events": [launch(60), launch(61)]}).encode()
+    chunks = [text[:10], text[10:50], text[50:]]
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.request(
+        "POST",
+        f"/v1/apps/{APP}/events",
+        body=iter(chunks),
+        headers={"x-api-key": server.api_key, "Content-Type": "application/json"},
+        encode_chunked=True,
+    )
+    response = connection.getresponse()
+    # THEN it is answered like any other body
+    assert response.status == 202 and json.loads(response.read())["accepted"] == 2
+    # AND the kept-alive connection serves the next request (the chunked framing was consumed)
+    connection.request(
+        "POST", f"/v1/apps/{APP}/events", body=b'{"events": []}', headers={"x-api-key": server.api_key}
+    )
+    response = connection.getresponse()
+    assert (response.status, json.loads(response.read())) == (202, {"accepted": 0, "rejected": []})
+    connection.close()
