@@ -19,6 +19,7 @@ from minidrama.report.format import (
     format_launch_speed,
     format_money,
     format_rate,
+    format_timestamp,
     format_value,
 )
 from tests.report_fixtures import metrics_document
@@ -106,10 +107,34 @@ def test_rates_counts_and_launch_speed(function, value, expected):
         (None, 5, "count", "—"),
         (0.13, 0.12, "rate", "+1.0 pp"),  # rates change in percentage points
         (0.10, None, "rate", "—"),
+        (1.5201, 1.5203, "decimal", "0.0%"),  # rounds to no change: no sign, no colour
+        (0.1200001, 0.12, "rate", "0.0 pp"),
     ],
 )
 def test_changes(current, previous, kind, expected):
     assert format_change(current, previous, kind) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-29T04:26:09.196638Z", "2026-11-29 04:26 UTC"),
+        ("2026-11-29T06:26:09+02:00", "2026-11-29 04:26 UTC"),
+        (None, "—"),
+    ],
+)
+def test_timestamps_read_to_the_minute(value, expected):
+    assert format_timestamp(value) == expected
+
+
+def test_a_change_that_rounds_to_zero_is_neutral():
+    docs = documents()
+    docs[DAY - timedelta(days=1)]["segments"]["all"]["behavior"]["average_visit_count"] = (
+        docs[DAY]["segments"]["all"]["behavior"]["average_visit_count"] + 1e-6
+    )
+    rows = {row.path: row for row in build_view(APP, DAY, docs).behavior}
+    assert rows["behavior.average_visit_count"].change_day == "0.0%"
+    assert rows["behavior.average_visit_count"].tone_day == "neutral"
 
 
 # --- the view model ------------------------------------------------------------------------------

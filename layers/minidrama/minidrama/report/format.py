@@ -8,6 +8,7 @@ never as 0 or NaN, so a reader can tell "nothing happened" from "nothing is know
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 __all__ = [
     "MISSING",
@@ -21,6 +22,8 @@ __all__ = [
     "format_value",
     "relative_change",
     "format_change",
+    "format_timestamp",
+    "is_no_change",
     "change_direction",
 ]
 
@@ -137,12 +140,37 @@ def format_change(current: float | int | None, previous: float | int | None, kin
         if _is_missing(current) or _is_missing(previous):
             return MISSING
         assert current is not None and previous is not None
-        points = (current - previous) * 100
-        return f"{points:+.1f} pp".replace("-", "−")
+        return _signed((current - previous) * 100, " pp")
     change = relative_change(current, previous)
     if change is None:
         return MISSING
-    return f"{change * 100:+.1f}%".replace("-", "−")
+    return _signed(change * 100, "%")
+
+
+def _signed(number: float, unit: str) -> str:
+    """``+4.2%`` / ``−1.0%`` (a true minus sign); a change that rounds to zero reads ``0.0%``, unsigned."""
+    text = f"{number:+.1f}"
+    if text in {"+0.0", "-0.0"}:
+        return f"0.0{unit}"
+    return text.replace("-", "−") + unit
+
+
+def is_no_change(text: str) -> bool:
+    """Whether a :func:`format_change` text says the value did not change (to the shown precision)."""
+    return text in {"0.0%", "0.0 pp"}
+
+
+def format_timestamp(value: str | None) -> str:
+    """An ISO 8601 timestamp as ``2026-11-29 04:26 UTC`` (as given when it carries no offset)."""
+    if not value:
+        return MISSING
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def change_direction(current: float | int | None, previous: float | int | None) -> str:

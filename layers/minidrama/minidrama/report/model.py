@@ -19,6 +19,7 @@ from minidrama.report.format import (
     change_direction,
     format_change,
     format_value,
+    is_no_change,
 )
 
 __all__ = [
@@ -165,7 +166,7 @@ class MetricRow:
 
     def _tone(self, previous: Any) -> str:
         direction = change_direction(self.value, previous)
-        if direction in {"none", "flat"}:
+        if direction in {"none", "flat"} or is_no_change(format_change(self.value, previous, self.kind)):
             return "neutral"
         return "good" if (direction == "up") == self.higher_is_better else "bad"
 
@@ -415,7 +416,9 @@ def _attributes(current: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         ordered = sorted(
             set(active) | set(new), key=lambda value: (-active.get(value, 0), -new.get(value, 0), value)
         )
-        shown, rest = ordered[:TOP_VALUES], ordered[TOP_VALUES:]
+        # "Other (1 value)" would hide a value in the space it takes to show it
+        cut = TOP_VALUES if len(ordered) > TOP_VALUES + 1 else len(ordered)
+        shown, rest = ordered[:cut], ordered[cut:]
         rows = [
             {
                 "value": value,

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from minidrama.report.charts import Chart, chart_specs, render_png, render_svg, svg_data_uri
-from minidrama.report.format import MISSING, format_value
+from minidrama.report.format import MISSING, format_timestamp, format_value
 from minidrama.report.model import TOP_VALUES, ReportView, build_view
 
 __all__ = [
@@ -100,6 +100,7 @@ def render_html(view: ReportView, charts: Mapping[str, ChartImage], *, email: bo
         css=_template_source("report.css"),
         fmt=lambda value, kind: format_value(value, kind, view.currency),
         heat=_heat,
+        timestamp=format_timestamp,
         arrows=_ARROWS,
         days=lambda n: timedelta(days=n),
         one_day=timedelta(days=1),
