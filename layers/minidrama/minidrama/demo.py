@@ -21,6 +21,7 @@ import json
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -155,6 +156,7 @@ def run_demo(out_dir: Path, lake: str | None, days: int, seed: int) -> int:
     print(f"  lake: {storage.uri}", flush=True)
 
     sent = accepted = rejected = batches = 0
+    reasons: Counter[str] = Counter()
     sample: list[dict[str, Any]] = []
     for number, (day, events) in enumerate(simulate(first_day, days, seed, timezone=app.timezone), start=1):
         for batch in _batches(events, BATCH_SIZE):
@@ -162,6 +164,9 @@ def run_demo(out_dir: Path, lake: str | None, days: int, seed: int) -> int:
             sent += len(batch)
             accepted += result.accepted
             rejected += len(result.rejected)
+            reasons.update(
+                error.split(":", 1)[0] for rejection in result.rejected for error in rejection.errors
+            )
             batches += 1
         if day == last_day:
             sample = events[:_SAMPLE_EVENTS]
@@ -177,6 +182,9 @@ def run_demo(out_dir: Path, lake: str | None, days: int, seed: int) -> int:
     print("                                 (Parquet, partitioned by UTC date and hour)")
     print(f"  rejected  {rejected:>9,}  ->  {_where(storage, f'quarantine/app_id={app.app_id}/')}")
     print("                                 (JSON Lines: each bad event with the reason it was refused)")
+    if reasons:
+        by_field = ", ".join(f"{field} {count:,}" for field, count in reasons.most_common())
+        print(f"                                 (what was wrong, by field: {by_field})")
     print("  Re-sent duplicates are accepted, and counted once by the metrics.")
     print(f"  What an app sends, one event per line: {events_path}")
 

@@ -24,9 +24,10 @@ The shape of the traffic, chosen to make the daily report look like a real app's
 
 from __future__ import annotations
 
+import bisect
 import copy
+import itertools
 import math
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -137,6 +138,13 @@ BAD_EVENT_KINDS: tuple[tuple[str, float], ...] = (
     ("negative_duration", 0.25),
     ("unknown_currency", 0.05),
 )
+_REGION_WEIGHTS = tuple(float(weight) for _region, weight, _zones in _REGIONS)
+_IOS_WEIGHTS = tuple(float(weight) for _brand, weight, _models in _IOS_DEVICES)
+_ANDROID_WEIGHTS = tuple(float(weight) for _brand, weight, _models in _ANDROID_DEVICES)
+_FIRST_PRICE_WEIGHTS = tuple(float(point[3]) for point in PRICE_POINTS)
+_REPEAT_PRICE_WEIGHTS = tuple(float(point[4]) for point in PRICE_POINTS)
+_UUID_VERSION_4_BITS = (0x4 << 76) | (0x2 << 62)  # version nibble 4, RFC 4122 variant bits 10
+_UUID_RANDOM_BITS = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
 _BAD_REGION = "XX1"
 _UNKNOWN_CURRENCY = "ZZZ"
 
@@ -219,11 +227,15 @@ class _Simulation:
     users: list[_User] = field(default_factory=list)
     dramas: list[_Drama] = field(default_factory=list)
     zones: dict[str, ZoneInfo] = field(default_factory=dict)
+    cumulative: dict[tuple[float, ...], list[float]] = field(default_factory=dict)
 
     # -- ids and times --
 
     def uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        """A random (version 4) UUID drawn from the seeded generator."""
+        value = self.rng.getrandbits(128) & _UUID_RANDOM_BITS | _UUID_VERSION_4_BITS
+        text = f"{value:032x}"
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
     def timestamp(self, user: _User, at: datetime) -> str:
         if user.sends_local_offset:
@@ -236,7 +248,11 @@ class _Simulation:
         return self.zones[name]
 
     def pick(self, options: tuple[Any, ...], weights: tuple[float, ...]) -> Any:
-        return self.rng.choices(options, weights=weights)[0]
+        """One of ``options``, drawn with ``weights`` (cumulative sums kept: this runs a million times)."""
+        cumulative = self.cumulative.get(weights)
+        if cumulative is None:
+            cumulative = self.cumulative[weights] = list(itertools.accumulate(weights))
+        return options[bisect.bisect(cumulative, self.rng.random() * cumulative[-1])]
 
     # -- the catalogue and the people --
 
@@ -253,14 +269,14 @@ class _Simulation:
             )
 
     def pick_drama(self) -> _Drama:
-        return self.rng.choices(self.dramas, weights=[d.popularity for d in self.dramas])[0]
+        return self.pick(tuple(self.dramas), tuple(drama.popularity for drama in self.dramas))
 
     def new_user(self, day_index: int) -> _User:
         rng = self.rng
-        region, _weight, zones = self.pick(_REGIONS, tuple(r[1] for r in _REGIONS))
+        region, _weight, zones = self.pick(_REGIONS, _REGION_WEIGHTS)
         is_ios = rng.random() < (0.6 if region in {"US", "GB", "CA", "AU"} else 0.35)
         devices = _IOS_DEVICES if is_ios else _ANDROID_DEVICES
-        brand, _weight, models = self.pick(devices, tuple(d[1] for d in devices))
+        brand, _weight, models = self.pick(devices, _IOS_WEIGHTS if is_ios else _ANDROID_WEIGHTS)
         released = [version for version, release in _TIKTOK_VERSIONS if release <= day_index]
         # Most people run one of the two latest versions released by the time they install.
         version_weights = tuple(1 if n < len(released) - 2 else 4 for n in range(len(released)))
@@ -477,7 +493,7 @@ class _Simulation:
 
     def recharge(self, repeat: bool) -> tuple[str, dict[str, Any]]:
         """A Beans pack bought with money; people who paid before buy bigger packs."""
-        weights = tuple(p[4] if repeat else p[3] for p in PRICE_POINTS)
+        weights = _REPEAT_PRICE_WEIGHTS if repeat else _FIRST_PRICE_WEIGHTS
         price, beans, product_id, _first, _repeat = self.pick(PRICE_POINTS, weights)
         return (
             "recharge_order",
