@@ -1,7 +1,9 @@
 """Report function: on the daily schedule, render, store and email each registered app's report.
 
-Trigger: an EventBridge scheduled event (every app, its latest complete day in its own time
-zone), or ``{"app_id": "A", "date": "YYYY-MM-DD"}`` to (re)send one report explicitly.
+Trigger: an EventBridge scheduled event (every registered app, its latest complete day in its
+own time zone as of the event's time), or ``{"app_id": "A", "date": "YYYY-MM-DD"}`` to render
+(and send, to whoever hasn't had it) one report explicitly. A report whose metrics are missing
+is marked incomplete and not sent; a report already sent to a recipient is not sent again.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from minidrama.lake import S3Storage
@@ -19,6 +22,7 @@ from minidrama.report import DeliveryError, publish_report, report_requests
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 storage = S3Storage(boto3.client("s3"), os.environ["LAKE_BUCKET"])
 ses = boto3.client("ses")
 SENDER_EMAIL = os.environ["SENDER_EMAIL"]
@@ -30,9 +34,12 @@ DEFAULT_RECIPIENTS = [
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    requests = report_requests(storage, event, now=datetime.now(UTC))
+    metrics.add_metric(name="ReportsRequested", unit=MetricUnit.Count, value=len(requests))
     results, failures = [], []
-    for request in report_requests(storage, event, now=datetime.now(UTC)):
+    for request in requests:
         try:
             result = publish_report(
                 storage,
@@ -45,12 +52,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         except DeliveryError as error:
             # One app's refused mail must not stop the others; the run fails at the end so it is retried.
             logger.exception("report delivery failed", extra={"app_id": request.app.app_id})
+            metrics.add_metric(name="ReportDeliveryFailures", unit=MetricUnit.Count, value=1)
             failures.append(str(error))
             continue
-        if result.status != "complete":
-            logger.warning("report incomplete, not sent", extra=result.summary())
-        else:
+        if result.status == "complete":
             logger.info("report published", extra=result.summary())
+            sent = result.delivery.summary()["sent"] if result.delivery else 0
+            metrics.add_metric(name="ReportEmailsSent", unit=MetricUnit.Count, value=sent)
+        else:
+            logger.warning("report incomplete, not sent", extra=result.summary())
+            metrics.add_metric(name="ReportsIncomplete", unit=MetricUnit.Count, value=1)
         results.append(result.summary())
     if failures:
         raise DeliveryError("; ".join(failures))

@@ -140,6 +140,7 @@ def test_an_explicit_app_and_date_reports_that_day(stack):
     assert len(stack.sent) == 1
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_a_bad_date_in_the_trigger_is_named(stack):
     with pytest.raises(ValueError, match="'2026-13-01'"):
         stack.run({"app_id": "dramaapp", "date": "2026-13-01"})
