@@ -22,7 +22,7 @@ from pypdf import PdfReader
 
 from minidrama.config import app_or_default, register_app
 from minidrama.lake import LocalStorage, S3Storage, report_key
-from minidrama.report import report_command, sent_marker_key
+from minidrama.report import DeliveryError, report_command, sent_marker_key
 from minidrama.report.delivery import put_if_absent
 from tests.conftest import LambdaContext, load_event, load_handler
 from tests.report_fixtures import write_history
@@ -129,6 +129,40 @@ def test_each_app_reports_its_own_yesterday(stack):
         "la@studio.example",
         "utc@studio.example",
     ]
+
+
+def test_an_app_without_recipients_goes_to_the_default_recipients(aws_env, monkeypatch):
+    # GIVEN the stack's DEFAULT_RECIPIENTS and an app that lists nobody
+    monkeypatch.setenv("LAKE_BUCKET", BUCKET)
+    monkeypatch.setenv("SENDER_EMAIL", SENDER)
+    monkeypatch.setenv("DEFAULT_RECIPIENTS", "ops@studio.example, ")
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
+        stack = Stack(load_handler("report"), S3Storage(boto3.client("s3"), BUCKET))
+        register_app(stack.storage, "dramaapp")
+        write_history(stack.storage, "dramaapp", DAY, 2)
+        # WHEN the schedule fires THEN the report goes to the default recipient
+        stack.run(load_event("report_schedule"))
+        assert [message.destinations[0] for message in stack.sent] == ["ops@studio.example"]
+
+
+def test_a_refused_email_fails_the_run_and_is_sent_by_the_retry(stack):
+    # GIVEN SES refuses the sender (its identity is not verified yet) for one of two apps
+    register_app(stack.storage, "dramaapp", recipients=["lead@studio.example"])
+    write_history(stack.storage, "dramaapp", DAY, 2)
+    ses = boto3.client("ses")
+    ses.delete_identity(Identity=SENDER)
+    # WHEN the schedule fires THEN the run fails, naming the app, and its status says why
+    with pytest.raises(DeliveryError, match="dramaapp"):
+        stack.run(load_event("report_schedule"))
+    status = stack.status("dramaapp", DAY)
+    assert status["status"] == "complete" and "Did not have authority" in status["error"]
+    assert stack.sent == []
+    # WHEN the sender is verified and the invocation is retried THEN the email goes out, once
+    ses.verify_email_identity(EmailAddress=SENDER)
+    assert stack.run(load_event("report_schedule"))["reports"][0]["emails"]["sent"] == 1
+    assert len(stack.sent) == 1
 
 
 def test_an_explicit_app_and_date_reports_that_day(stack):
