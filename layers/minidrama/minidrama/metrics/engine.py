@@ -1,20 +1,23 @@
 """Run the metric SQL with DuckDB over the lake, keeping a day's cost proportional to that day.
 
-State: *day facts*. For every calendar day C (app time zone) that has events, the engine keeps two
-small Parquet files under ``state/app_id={app}/day_facts/dt=C/``:
+State, under ``state/app_id={app}/`` (Parquet files written by DuckDB, listed in ``index.json``):
 
-- ``launches-*.parquet``: successful launches per (user, os, region) on C;
-- ``orders-*.parquet``: C's orders, the earliest copy of each ``order_id`` per order event name.
+*Day facts*, for every calendar day C (app time zone) that has events, built from C's events:
+``launches`` (successful launches per user, os and region) and ``orders`` (C's orders, the
+earliest copy of each ``order_id`` per order event name). Each carries the *fingerprint* of the
+event files it was built from (keys and versions of the hour partitions covering C, and the time
+zone); when those files change (late events, compaction) the facts are rebuilt before use.
 
-Everything "ever" (first launch, first recharge, total users, cohorts for retention and LTV,
-order de-duplication across days) is computed from the facts of all days up to D plus D's own
-events, so one day's cost is D's events plus one small row per user-day of history.
+*Rollups*: the state of all days up to X: the first day each (user, os, region) launched, and the
+standing copy of every order ever. A rollup carries a *chain*: a hash over the fingerprints of all
+days up to X, so it is valid exactly while no day up to X has changed. The rollup of D-1 is the
+previous rollup folded with the day facts of the days since; the rollup of D is stored after D is
+computed, so the next day starts from it.
 
-Each day's facts carry a fingerprint of the event files they were built from (keys and versions
-of the hour partitions covering that day, and the time zone); ``state/.../day_facts/index.json``
-maps days to fingerprints. Whenever a day's files change (late events, compaction) its facts are
-rebuilt from its events before use. So computing days in any order, recomputing, or computing
-after late events arrive gives the same documents as one clean pass.
+Computing D reads D's events, the rollup of D-1, and the launch facts of the cohort days of
+retention and LTV (D-1, D-7, D-14, D-30). None of that grows with the length of the history but the
+rollup, which holds one row per user and os/region and one per order. Computing days in any order,
+recomputing, or computing after late events arrive gives the same documents as one clean pass.
 """
 
 from __future__ import annotations
@@ -43,14 +46,19 @@ from minidrama.metrics.window import day_window, days_with_data
 
 __all__ = ["MetricsSession", "connect"]
 
-FACTS_VERSION = 1
+STATE_VERSION = 2
 LAMBDA_MB_PER_VCPU = 1769
+ROLLUPS_KEPT = 8  # recent rollups kept; an older day is recomputed from an older rollup or from scratch
 
-_LAUNCH_FACT_TYPES = "day DATE, user_id VARCHAR, os VARCHAR, region VARCHAR, launches BIGINT"
-_ORDER_FACT_TYPES = (
-    "day DATE, event_name VARCHAR, order_id VARCHAR, event_id VARCHAR, event_time TIMESTAMP WITH TIME ZONE,"
-    " user_id VARCHAR, os VARCHAR, region VARCHAR, amount DECIMAL(38, 6), product_id VARCHAR"
-)
+_TYPES = {
+    "launches": "day DATE, user_id VARCHAR, os VARCHAR, region VARCHAR, launches BIGINT",
+    "orders": (
+        "day DATE, event_name VARCHAR, order_id VARCHAR, event_id VARCHAR,"
+        " event_time TIMESTAMP WITH TIME ZONE, user_id VARCHAR, os VARCHAR, region VARCHAR,"
+        " amount DECIMAL(38, 6), product_id VARCHAR"
+    ),
+    "users": "user_id VARCHAR, os VARCHAR, region VARCHAR, first_day DATE",
+}
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -73,27 +81,35 @@ def _rows(connection: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, A
     return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
 
 
-def _quote(path: Path) -> str:
+def _quote(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def _parquet(paths: list[Path]) -> str:
+    return f"read_parquet([{', '.join(_quote(path) for path in paths)}], hive_partitioning = false)"
+
+
 @dataclass
-class _FactsEntry:
-    fingerprint: str
-    launches: str
-    orders: str
+class _Stored:
+    """One state entry: what it was built from (fingerprint or chain) and its files by kind."""
+
+    source: str
+    files: dict[str, str]
 
 
 @dataclass
 class MetricsSession:
-    """Computes documents for one app; lists the lake once and reuses day facts across days."""
+    """Computes documents for one app; lists the lake once and reuses state across days."""
 
     storage: Storage
     app: AppConfig
     workdir: Path
     partitions: dict[tuple[date, int], list[ObjectInfo]] = field(default_factory=dict)
-    facts: dict[date, _FactsEntry] = field(default_factory=dict)
-    _index_dirty: bool = False
+    facts: dict[date, _Stored] = field(default_factory=dict)
+    rollups: dict[date, _Stored] = field(default_factory=dict)
+    _data_days: list[date] = field(default_factory=list)
+    _chains: dict[date, str] = field(default_factory=dict)
+    _dirty: bool = False
 
     @classmethod
     @contextmanager
@@ -102,7 +118,8 @@ class MetricsSession:
         try:
             session = cls(storage, app, workdir)
             session.partitions = event_files_by_partition(storage, app.app_id)
-            session.facts = session._load_index()
+            session._data_days = sorted(days_with_data(session.partitions, app.timezone))
+            session._load_index()
             yield session
             session.save_index()
         finally:
@@ -112,19 +129,33 @@ class MetricsSession:
 
     def document(self, day: date, generated_at: datetime | None = None) -> dict[str, Any]:
         """The metrics document of ``day`` (SPEC section 6)."""
-        history_days = sorted(d for d in days_with_data(self.partitions, self.app.timezone) if d < day)
-        for history_day in history_days:
-            self._ensure_facts(history_day)
+        previous = self._rollup(day - timedelta(days=1))
+        cohort_days = sorted(
+            {day - timedelta(days=offset) for offset in (*RETENTION_DAYS, *LTV_DAYS)} - {day}
+        )
+        cohort_facts = [self._fresh_facts(cohort) for cohort in cohort_days if cohort in self._data_days]
         connection = connect()
         try:
-            self._load_day_events(connection, day)
+            self._load_day(connection, day)
             self._store_facts(connection, day)
-            self._load_history(connection, [*history_days, day])
-            for statement in sql.PREPARE_SQL:
+            self._load_state(
+                connection, "rollup_users", "users", [previous.files["users"]] if previous else []
+            )
+            self._load_state(
+                connection, "rollup_orders", "orders", [previous.files["orders"]] if previous else []
+            )
+            self._load_state(
+                connection, "cohort_launches", "launches", [f.files["launches"] for f in cohort_facts]
+            )
+            connection.execute("INSERT INTO cohort_launches SELECT ?, * FROM day_launches", [day])
+            for statement in sql.prepare_sql(day):
                 connection.execute(statement)
-            retention_cohorts = [day - timedelta(days=offset) for offset in RETENTION_DAYS]
-            ltv_cohorts = [day - timedelta(days=offset) for offset in LTV_DAYS]
-            queries = sql.metric_queries(day, retention_cohorts, ltv_cohorts)
+            self._store_rollup(connection, day, "user_first", "orders")
+            queries = sql.metric_queries(
+                day,
+                [day - timedelta(days=offset) for offset in RETENTION_DAYS],
+                [day - timedelta(days=offset) for offset in LTV_DAYS],
+            )
             results = {name: _rows(connection, query) for name, query in queries.items()}
         finally:
             connection.close()
@@ -144,7 +175,7 @@ class MetricsSession:
         return [info for hour in window.hours for info in self.partitions.get(hour, [])]
 
     def _fingerprint(self, day: date) -> str:
-        digest = hashlib.sha256(f"v{FACTS_VERSION}|{self.app.timezone}|{day.isoformat()}".encode())
+        digest = hashlib.sha256(f"v{STATE_VERSION}|{self.app.timezone}|{day.isoformat()}".encode())
         for info in self.day_files(day):
             digest.update(f"|{info.key}:{info.version}".encode())
         return digest.hexdigest()
@@ -157,91 +188,190 @@ class MetricsSession:
             self.storage.local_copy(key, self.workdir / "lake")
         return target
 
-    def _load_day_events(self, connection: duckdb.DuckDBPyConnection, day: date) -> None:
+    def _load_day(self, connection: duckdb.DuckDBPyConnection, day: date) -> None:
+        """``day_events``, ``day_launches`` and ``day_orders`` of ``day``."""
         window = day_window(day, self.app.timezone)
-        paths = [str(self._local(info.key)) for info in self.day_files(day)]
-        source = sql.read_events(paths)
+        source = sql.read_events([str(self._local(info.key)) for info in self.day_files(day)])
         connection.execute(
-            "CREATE OR REPLACE TEMP TABLE day_events AS "
+            "CREATE OR REPLACE TEMP TABLE day_copies AS "
             + sql.day_events_sql(source, window.start, window.end)
         )
+        connection.execute(
+            "CREATE OR REPLACE TEMP TABLE day_events AS " + sql.dedupe_day_events_sql("day_copies")
+        )
+        connection.execute("DROP TABLE day_copies")
+        connection.execute("CREATE OR REPLACE TEMP TABLE day_launches AS " + sql.launch_facts_sql())
+        connection.execute("CREATE OR REPLACE TEMP TABLE day_orders AS " + sql.order_facts_sql())
 
     # --- day facts ----------------------------------------------------------------------------
 
-    def _facts_key(self, day: date, kind: str, fingerprint: str) -> str:
-        return (
-            f"{state_prefix(self.app.app_id)}day_facts/dt={day.isoformat()}/{kind}-{fingerprint[:20]}.parquet"
-        )
+    def _state_key(self, area: str, day: date, kind: str, source: str) -> str:
+        return f"{state_prefix(self.app.app_id)}{area}/dt={day.isoformat()}/{kind}-{source[:20]}.parquet"
 
-    def _ensure_facts(self, day: date) -> None:
-        entry = self.facts.get(day)
-        if entry and entry.fingerprint == self._fingerprint(day):
-            return
+    def _write_state(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        area: str,
+        day: date,
+        source: str,
+        queries: dict[str, str],
+    ) -> _Stored:
+        files = {}
+        for kind, query in queries.items():
+            key = self._state_key(area, day, kind, source)
+            local = self.workdir / "out" / key
+            local.parent.mkdir(parents=True, exist_ok=True)
+            connection.execute(f"COPY ({query}) TO {_quote(local)} (FORMAT parquet, COMPRESSION zstd)")
+            self.storage.put_bytes(key, local.read_bytes())
+            files[kind] = key
+        self._dirty = True
+        return _Stored(source, files)
+
+    def _fresh_facts(self, day: date) -> _Stored:
+        """The day facts of ``day``, rebuilt from its events when they changed."""
+        fingerprint = self._fingerprint(day)
+        stored = self.facts.get(day)
+        if stored and stored.source == fingerprint:
+            return stored
         connection = connect()
         try:
-            self._load_day_events(connection, day)
-            self._store_facts(connection, day)
+            self._load_day(connection, day)
+            return self._store_facts(connection, day)
         finally:
             connection.close()
 
-    def _store_facts(self, connection: duckdb.DuckDBPyConnection, day: date) -> None:
+    def _store_facts(self, connection: duckdb.DuckDBPyConnection, day: date) -> _Stored:
         fingerprint = self._fingerprint(day)
-        entry = self.facts.get(day)
-        if entry and entry.fingerprint == fingerprint:
-            return
-        keys = {}
-        for kind, query in (("launches", sql.launch_facts_sql()), ("orders", sql.order_facts_sql())):
-            key = self._facts_key(day, kind, fingerprint)
-            local = self.workdir / "facts" / key
-            local.parent.mkdir(parents=True, exist_ok=True)
+        stored = self.facts.get(day)
+        if stored and stored.source == fingerprint:
+            return stored
+        literal = f"DATE '{day.isoformat()}'"
+        fresh = self._write_state(
+            connection,
+            "day_facts",
+            day,
+            fingerprint,
+            {
+                "launches": f"SELECT {literal} AS day, * FROM day_launches",
+                "orders": f"SELECT {literal} AS day, * FROM day_orders",
+            },
+        )
+        self.facts[day] = fresh
+        if stored:
+            self.storage.delete(list(stored.files.values()))
+        return fresh
+
+    # --- rollups ------------------------------------------------------------------------------
+
+    def _chain(self, day: date) -> str:
+        """A hash over the fingerprints of every day with events up to ``day``."""
+        if not self._chains:
+            digest = hashlib.sha256(f"v{STATE_VERSION}|{self.app.timezone}".encode())
+            for data_day in self._data_days:
+                digest.update(self._fingerprint(data_day).encode())
+                self._chains[data_day] = digest.hexdigest()
+        earlier = [data_day for data_day in self._data_days if data_day <= day]
+        return self._chains[earlier[-1]] if earlier else "empty"
+
+    def _rollup(self, day: date) -> _Stored | None:
+        """The rollup of all days up to ``day`` (None when there is nothing up to it)."""
+        chain = self._chain(day)
+        if chain == "empty":
+            return None
+        stored = self.rollups.get(day)
+        if stored and stored.source == chain:
+            return stored
+        valid = [
+            earlier
+            for earlier, entry in self.rollups.items()
+            if earlier < day and entry.source == self._chain(earlier)
+        ]
+        base = self.rollups[max(valid)] if valid else None
+        since = max(valid) if valid else date.min
+        folded = [self._fresh_facts(data_day) for data_day in self._data_days if since < data_day <= day]
+        connection = connect()
+        try:
+            self._load_state(connection, "base_users", "users", [base.files["users"]] if base else [])
+            self._load_state(connection, "base_orders", "orders", [base.files["orders"]] if base else [])
+            self._load_state(connection, "new_launches", "launches", [f.files["launches"] for f in folded])
+            self._load_state(connection, "new_orders", "orders", [f.files["orders"] for f in folded])
             connection.execute(
-                f"COPY (SELECT DATE '{day.isoformat()}' AS day, facts.* FROM ({query}) AS facts) "
-                f"TO {_quote(local)} (FORMAT parquet, COMPRESSION zstd)"
-            )
-            self.storage.put_bytes(key, local.read_bytes())
-            keys[kind] = key
-        stale = [entry.launches, entry.orders] if entry else []
-        self.facts[day] = _FactsEntry(fingerprint, keys["launches"], keys["orders"])
-        self._index_dirty = True
-        self.storage.delete([key for key in stale if key not in keys.values()])
-
-    def _load_history(self, connection: duckdb.DuckDBPyConnection, days: list[date]) -> None:
-        for table, kind, types in (
-            ("launch_history", "launches", _LAUNCH_FACT_TYPES),
-            ("order_history", "orders", _ORDER_FACT_TYPES),
-        ):
-            connection.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({types})")
-            paths = [self._local(getattr(self.facts[day], kind)) for day in days if day in self.facts]
-            if paths:
-                files = ", ".join(_quote(path) for path in paths)
-                connection.execute(
-                    f"INSERT INTO {table} SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
+                "CREATE TEMP TABLE folded_users AS "
+                + sql.fold_users_sql(
+                    [
+                        "base_users",
+                        "(SELECT user_id, os, region, day AS first_day FROM new_launches) AS new_days",
+                    ]
                 )
+            )
+            connection.execute(
+                "CREATE TEMP TABLE folded_orders AS " + sql.fold_orders_sql(["base_orders", "new_orders"])
+            )
+            return self._store_rollup(connection, day, "folded_users", "folded_orders")
+        finally:
+            connection.close()
 
-    # --- the facts index ------------------------------------------------------------------------
+    def _store_rollup(
+        self, connection: duckdb.DuckDBPyConnection, day: date, users: str, orders: str
+    ) -> _Stored:
+        chain = self._chain(day)
+        stored = self.rollups.get(day)
+        if stored and stored.source == chain:
+            return stored
+        fresh = self._write_state(
+            connection,
+            "rollups",
+            day,
+            chain,
+            {"users": f"SELECT * FROM {users}", "orders": f"SELECT {sql.ORDER_COLUMNS} FROM {orders}"},
+        )
+        self.rollups[day] = fresh
+        if stored:
+            self.storage.delete(list(stored.files.values()))
+        return fresh
+
+    def _load_state(
+        self, connection: duckdb.DuckDBPyConnection, table: str, kind: str, keys: list[str]
+    ) -> None:
+        columns = _TYPES[kind]
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({columns})")
+        if keys:
+            paths = [self._local(key) for key in keys]
+            connection.execute(f"INSERT INTO {table} SELECT * FROM {_parquet(paths)}")
+
+    # --- the index ----------------------------------------------------------------------------
 
     @property
     def _index_key(self) -> str:
-        return f"{state_prefix(self.app.app_id)}day_facts/index.json"
+        return f"{state_prefix(self.app.app_id)}index.json"
 
-    def _load_index(self) -> dict[date, _FactsEntry]:
+    def _load_index(self) -> None:
         try:
             raw = json.loads(self.storage.get_bytes(self._index_key))
         except NotFoundError:
-            return {}
-        if raw.get("facts_version") != FACTS_VERSION:
-            return {}
-        return {date.fromisoformat(day): _FactsEntry(**entry) for day, entry in raw["days"].items()}
+            return
+        if raw.get("state_version") != STATE_VERSION:
+            return  # older state is rebuilt from the events
+        for area, target in (("day_facts", self.facts), ("rollups", self.rollups)):
+            for day, entry in raw[area].items():
+                target[date.fromisoformat(day)] = _Stored(entry["source"], entry["files"])
 
     def save_index(self) -> None:
-        if not self._index_dirty:
+        if not self._dirty:
             return
+        if len(self.rollups) > ROLLUPS_KEPT:
+            for day in sorted(self.rollups)[:-ROLLUPS_KEPT]:
+                self.storage.delete(list(self.rollups.pop(day).files.values()))
         body = {
-            "facts_version": FACTS_VERSION,
-            "days": {
-                day.isoformat(): {"fingerprint": e.fingerprint, "launches": e.launches, "orders": e.orders}
-                for day, e in sorted(self.facts.items())
+            "state_version": STATE_VERSION,
+            "timezone": self.app.timezone,
+            **{
+                area: {
+                    day.isoformat(): {"source": e.source, "files": e.files}
+                    for day, e in sorted(entries.items())
+                }
+                for area, entries in (("day_facts", self.facts), ("rollups", self.rollups))
             },
         }
         self.storage.put_bytes(self._index_key, json.dumps(body, indent=1).encode(), "application/json")
-        self._index_dirty = False
+        self._dirty = False

@@ -9,10 +9,14 @@ The queries read these relations, prepared by the engine for day D:
 
 ``day_events``
     D's events of known names, deduplicated by ``event_id``; columns of ``DAY_EVENT_COLUMNS``.
-``launch_history(day, user_id, os, region, launches)``
-    successful launches per user, os and region for every day up to and including D.
-``order_history(day, event_name, order_id, event_id, event_time, user_id, os, region, amount, product_id)``
-    the earliest copy of each order within its day, for every day up to and including D.
+``day_launches(user_id, os, region, launches)`` and ``day_orders(event_name, order_id, ...)``
+    D's *day facts* (:func:`launch_facts_sql`, :func:`order_facts_sql`).
+``cohort_launches(day, user_id, os, region, launches)``
+    the day facts of launches of the retention and LTV cohort days (D included).
+``user_first(user_id, os, region, first_day)`` and ``orders(day, event_name, order_id, ...)``
+    the *rollup* of all days up to D (:func:`fold_users_sql`, :func:`fold_orders_sql`): the first
+    day each user launched with each os and region, and the standing (earliest) copy of every
+    order ever.
 
 Segments: an event (or a per-user row carrying os and region) belongs to ``all``, to
 ``os:<os>`` and to ``region:<region>``; :func:`by_segment` expands rows into those three.
@@ -33,7 +37,11 @@ __all__ = [
     "day_events_sql",
     "launch_facts_sql",
     "order_facts_sql",
-    "PREPARE_SQL",
+    "ORDER_COLUMNS",
+    "dedupe_day_events_sql",
+    "fold_users_sql",
+    "fold_orders_sql",
+    "prepare_sql",
     "metric_queries",
 ]
 
@@ -118,10 +126,31 @@ def empty_events() -> str:
 
 
 def day_events_sql(source: str, start: datetime, end: datetime) -> str:
-    """D's events of known names, each ``event_id`` once (its first-received copy stands)."""
+    """D's events of known names as read, copies included (see :func:`dedupe_day_events_sql`)."""
     columns = ", ".join(DAY_EVENT_COLUMNS)
     known = ", ".join(_quote(name) for name in sorted(KNOWN_EVENT_NAMES))
     return f"""
+        SELECT {columns}
+        FROM {source}
+        WHERE event_time >= {_literal_timestamp(start)}
+          AND event_time < {_literal_timestamp(end)}
+          AND event_name IN ({known})
+    """
+
+
+def dedupe_day_events_sql(table: str) -> str:
+    """``table`` with each ``event_id`` once: its first-received copy stands.
+
+    Copies are rare, so only the ids that occur more than once go through the window function.
+    """
+    columns = ", ".join(DAY_EVENT_COLUMNS)
+    return f"""
+        WITH repeated AS (
+            SELECT event_id FROM {table} GROUP BY event_id HAVING count(*) > 1
+        )
+        SELECT {columns} FROM {table}
+        WHERE event_id NOT IN (SELECT event_id FROM repeated)
+        UNION ALL
         SELECT {columns}
         FROM (
             SELECT {columns},
@@ -129,17 +158,15 @@ def day_events_sql(source: str, start: datetime, end: datetime) -> str:
                        PARTITION BY event_id
                        ORDER BY received_at, event_time, event_name, user_id
                    ) AS copy_number
-            FROM {source}
+            FROM {table}
+            WHERE event_id IN (SELECT event_id FROM repeated)
         ) AS copies
         WHERE copy_number = 1
-          AND event_time >= {_literal_timestamp(start)}
-          AND event_time < {_literal_timestamp(end)}
-          AND event_name IN ({known})
     """
 
 
 def launch_facts_sql() -> str:
-    """The day's successful launches per user, os and region (a day's share of ``launch_history``)."""
+    """The day's successful launches per user, os and region."""
     return """
         SELECT user_id, os, region, count(*) AS launches
         FROM day_events
@@ -164,29 +191,53 @@ def order_facts_sql() -> str:
     """
 
 
-# Derived relations every metric query may use; created once per day.
-PREPARE_SQL: tuple[str, ...] = (
-    # The earliest copy of each order across all days up to D ("the earliest event_time stands").
+ORDER_COLUMNS = "day, event_name, order_id, event_id, event_time, user_id, os, region, amount, product_id"
+
+
+def fold_users_sql(sources: list[str]) -> str:
+    """The first day of each (user, os, region) over relations of (user_id, os, region, first_day)."""
+    union = " UNION ALL ".join(f"SELECT user_id, os, region, first_day FROM {source}" for source in sources)
+    return f"""
+        SELECT user_id, os, region, min(first_day) AS first_day
+        FROM ({union}) AS launches
+        GROUP BY user_id, os, region
     """
-    CREATE OR REPLACE TEMP TABLE orders AS
-    SELECT day, event_name, order_id, event_id, event_time, user_id, os, region, amount, product_id
-    FROM (
-        SELECT *, row_number() OVER (
-            PARTITION BY event_name, order_id ORDER BY event_time, event_id
-        ) AS copy_number
-        FROM order_history
-    ) AS copies
-    WHERE copy_number = 1
-    """,
+
+
+def fold_orders_sql(sources: list[str]) -> str:
+    """The standing copy of each order ("the earliest event_time stands") over order relations."""
+    union = " UNION ALL ".join(f"SELECT {ORDER_COLUMNS} FROM {source}" for source in sources)
+    return f"""
+        SELECT {ORDER_COLUMNS}
+        FROM (
+            SELECT {ORDER_COLUMNS}, row_number() OVER (
+                PARTITION BY event_name, order_id ORDER BY event_time, event_id
+            ) AS copy_number
+            FROM ({union}) AS copies
+        ) AS ranked
+        WHERE copy_number = 1
     """
-    CREATE OR REPLACE TEMP TABLE first_launch AS
-    SELECT user_id, min(day) AS first_day FROM launch_history GROUP BY user_id
-    """,
-    """
-    CREATE OR REPLACE TEMP TABLE first_recharge AS
-    SELECT user_id, min(day) AS first_day FROM orders WHERE event_name = 'recharge_order' GROUP BY user_id
-    """,
-)
+
+
+def prepare_sql(day: date) -> tuple[str, ...]:
+    """Relations every metric query may use, from the rollup before D and D's own facts."""
+    d = _literal_date(day)
+    return (
+        "CREATE OR REPLACE TEMP TABLE user_first AS "
+        + fold_users_sql(
+            ["rollup_users", f"(SELECT user_id, os, region, {d} AS first_day FROM day_launches) AS today"]
+        ),
+        "CREATE OR REPLACE TEMP TABLE orders AS "
+        + fold_orders_sql(["rollup_orders", f"(SELECT {d} AS day, * FROM day_orders) AS today"]),
+        """
+        CREATE OR REPLACE TEMP TABLE first_launch AS
+        SELECT user_id, min(first_day) AS first_day FROM user_first GROUP BY user_id
+        """,
+        """
+        CREATE OR REPLACE TEMP TABLE first_recharge AS
+        SELECT user_id, min(day) AS first_day FROM orders WHERE event_name = 'recharge_order' GROUP BY user_id
+        """,
+    )
 
 
 def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[date]) -> dict[str, str]:
@@ -207,7 +258,7 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
         """,
         "total_users": f"""
             SELECT segment, count(DISTINCT user_id) AS total_users
-            FROM {by_segment("launch_history", "user_id")} AS expanded
+            FROM {by_segment("user_first", "user_id")} AS expanded
             GROUP BY segment
         """,
         "users": f"""
@@ -256,12 +307,12 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
         """,
         "retention": f"""
             WITH cohort_rows AS (
-                SELECT day, user_id, os, region FROM launch_history WHERE day IN ({retention_days})
+                SELECT day, user_id, os, region FROM cohort_launches WHERE day IN ({retention_days})
             ), cohort_members AS (
                 SELECT DISTINCT segment, day AS cohort_date, user_id
                 FROM {by_segment("cohort_rows", "day, user_id")} AS expanded
             ), returned AS (
-                SELECT DISTINCT user_id FROM launch_history WHERE day = {d}
+                SELECT DISTINCT user_id FROM day_launches
             )
             SELECT cohort_members.segment, cohort_members.cohort_date,
                    count(*) AS active_cohort_size,
@@ -277,12 +328,13 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
         """,
         "ltv": f"""
             WITH cohort_rows AS (
-                SELECT launch_history.day, launch_history.user_id, launch_history.os, launch_history.region
-                FROM launch_history
+                SELECT cohort_launches.day, cohort_launches.user_id,
+                       cohort_launches.os, cohort_launches.region
+                FROM cohort_launches
                 JOIN first_launch
-                  ON first_launch.user_id = launch_history.user_id
-                 AND first_launch.first_day = launch_history.day
-                WHERE launch_history.day IN ({ltv_days})
+                  ON first_launch.user_id = cohort_launches.user_id
+                 AND first_launch.first_day = cohort_launches.day
+                WHERE cohort_launches.day IN ({ltv_days})
             ), cohort_members AS (
                 SELECT DISTINCT segment, day AS cohort_date, user_id
                 FROM {by_segment("cohort_rows", "day, user_id")} AS expanded
