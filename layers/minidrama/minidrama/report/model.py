@@ -32,6 +32,7 @@ __all__ = [
     "window_days",
     "build_view",
     "metric_value",
+    "segment_label",
     "FUNNEL_STAGE_LABELS",
 ]
 
