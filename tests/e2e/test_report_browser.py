@@ -7,6 +7,8 @@ from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
 from minidrama.config import app_or_default
 from minidrama.lake import LocalStorage, report_key
 from minidrama.report import report_command
@@ -46,7 +48,7 @@ class _Probe(HTMLParser):
             self.charts += 1
 
 
-def dump_dom(page: Path, profile: Path) -> str:
+def dump_dom(page: Path, profile: Path, width: int) -> str:
     command = [
         CHROMIUM,
         "--headless",
@@ -58,7 +60,7 @@ def dump_dom(page: Path, profile: Path) -> str:
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={profile}",
-        "--window-size=1100,900",
+        f"--window-size={width},900",
         "--virtual-time-budget=10000",
         "--dump-dom",
         page.as_uri(),
@@ -66,18 +68,24 @@ def dump_dom(page: Path, profile: Path) -> str:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
 
 
-def test_every_chart_of_the_report_loads_in_chromium(tmp_path, capsys):
-    # GIVEN a report made by `minidrama report` from 35 days of metrics, one of them missing
-    lake = LocalStorage(tmp_path / "lake")
+@pytest.fixture(scope="module")
+def report_page(tmp_path_factory) -> Path:
+    """A report made by `minidrama report` from 35 days of metrics (one missing), with the probe added."""
+    root = tmp_path_factory.mktemp("report")
+    lake = LocalStorage(root / "lake")
     write_history(lake, "dramaapp", DAY, 35, missing={date(2026, 11, 21)})
     assert report_command(lake, app_or_default(lake, "dramaapp"), DAY, None) == 0
-    capsys.readouterr()
     html = lake.get_bytes(report_key("dramaapp", DAY, "report.html")).decode()
-    page = tmp_path / "report-probe.html"
+    page = root / "report-probe.html"
     page.write_text(html.replace("</body>", PROBE + "</body>"))
-    # WHEN Chromium loads it
+    return page
+
+
+@pytest.mark.parametrize("width", [1100, 500], ids=["desktop", "phone"])
+def test_every_chart_of_the_report_loads_in_chromium(report_page, tmp_path, width):
+    # WHEN Chromium loads the report at a desktop and at a phone width
     parser = _Probe()
-    parser.feed(dump_dom(page, tmp_path / "chromium-profile"))
+    parser.feed(dump_dom(report_page, tmp_path / "chromium-profile", width))
     # THEN every chart image decoded, and the page fits the window's width
     assert parser.found is not None, "the probe did not run: the page did not finish loading"
     assert parser.charts == 7
