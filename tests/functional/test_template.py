@@ -394,9 +394,9 @@ def test_the_ingest_function_writes_only_quarantine(template: dict[str, Any]) ->
 @pytest.mark.parametrize(
     ("function", "prefixes"),
     [
-        ("WriterFunction", {"events/", "quarantine/", "state/"}),
+        ("WriterFunction", {"events/", "quarantine/"}),
         ("MetricsFunction", {"metrics/", "state/", "events/"}),
-        ("ReportFunction", {"reports/"}),
+        ("ReportFunction", {"reports/", "reports/*/sent/"}),
     ],
 )
 def test_each_job_writes_only_its_own_areas_of_the_lake(

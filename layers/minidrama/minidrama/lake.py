@@ -136,6 +136,7 @@ class LocalStorage:
                 handle.flush()
                 os.fsync(handle.fileno())
             Path(tmp).replace(target)
+            _fsync_directory(target.parent)  # the rename itself must survive a power loss
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -170,6 +171,14 @@ class LocalStorage:
         if not path.is_file():
             raise NotFoundError(key)
         return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _walk(base: Path) -> Iterator[Path]:
