@@ -29,6 +29,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -79,6 +80,26 @@ def _rows(connection: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, A
     cursor = connection.execute(query)
     columns = [description[0] for description in cursor.description]
     return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _run_all(
+    connection: duckdb.DuckDBPyConnection, queries: dict[str, str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Run independent queries side by side, each on its own cursor of the same database.
+
+    Most metric queries are small; one at a time they leave cores idle.
+    """
+    threads = int(connection.execute("SELECT current_setting('threads')").fetchone()[0])
+
+    def run(query: str) -> list[dict[str, Any]]:
+        cursor = connection.cursor()
+        try:
+            return _rows(cursor, query)
+        finally:
+            cursor.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return dict(zip(queries, pool.map(run, queries.values()), strict=True))
 
 
 def _quote(path: Path | str) -> str:
@@ -156,7 +177,7 @@ class MetricsSession:
                 [day - timedelta(days=offset) for offset in RETENTION_DAYS],
                 [day - timedelta(days=offset) for offset in LTV_DAYS],
             )
-            results = {name: _rows(connection, query) for name, query in queries.items()}
+            results = _run_all(connection, queries)
         finally:
             connection.close()
         return build_document(
@@ -193,15 +214,20 @@ class MetricsSession:
         window = day_window(day, self.app.timezone)
         source = sql.read_events([str(self._local(info.key)) for info in self.day_files(day)])
         connection.execute(
-            "CREATE OR REPLACE TEMP TABLE day_copies AS "
-            + sql.day_events_sql(source, window.start, window.end)
+            "CREATE OR REPLACE TABLE day_copies AS " + sql.day_events_sql(source, window.start, window.end)
         )
-        connection.execute(
-            "CREATE OR REPLACE TEMP TABLE day_events AS " + sql.dedupe_day_events_sql("day_copies")
-        )
-        connection.execute("DROP TABLE day_copies")
-        connection.execute("CREATE OR REPLACE TEMP TABLE day_launches AS " + sql.launch_facts_sql())
-        connection.execute("CREATE OR REPLACE TEMP TABLE day_orders AS " + sql.order_facts_sql())
+        # Copies are rare: when no event_id repeats, the table is the day's events as it is.
+        (repeated,) = connection.execute(sql.repeated_event_ids_sql("day_copies")).fetchone() or (0,)
+        if repeated:
+            connection.execute(
+                "CREATE OR REPLACE TABLE day_events AS " + sql.dedupe_day_events_sql("day_copies")
+            )
+            connection.execute("DROP TABLE day_copies")
+        else:
+            connection.execute("DROP TABLE IF EXISTS day_events")
+            connection.execute("ALTER TABLE day_copies RENAME TO day_events")
+        connection.execute("CREATE OR REPLACE TABLE day_launches AS " + sql.launch_facts_sql())
+        connection.execute("CREATE OR REPLACE TABLE day_orders AS " + sql.order_facts_sql())
 
     # --- day facts ----------------------------------------------------------------------------
 
@@ -296,7 +322,7 @@ class MetricsSession:
             self._load_state(connection, "new_launches", "launches", [f.files["launches"] for f in folded])
             self._load_state(connection, "new_orders", "orders", [f.files["orders"] for f in folded])
             connection.execute(
-                "CREATE TEMP TABLE folded_users AS "
+                "CREATE TABLE folded_users AS "
                 + sql.fold_users_sql(
                     [
                         "base_users",
@@ -305,7 +331,7 @@ class MetricsSession:
                 )
             )
             connection.execute(
-                "CREATE TEMP TABLE folded_orders AS " + sql.fold_orders_sql(["base_orders", "new_orders"])
+                "CREATE TABLE folded_orders AS " + sql.fold_orders_sql(["base_orders", "new_orders"])
             )
             return self._store_rollup(connection, day, "folded_users", "folded_orders")
         finally:
@@ -334,7 +360,7 @@ class MetricsSession:
         self, connection: duckdb.DuckDBPyConnection, table: str, kind: str, keys: list[str]
     ) -> None:
         columns = _TYPES[kind]
-        connection.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({columns})")
+        connection.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
         if keys:
             paths = [self._local(key) for key in keys]
             connection.execute(f"INSERT INTO {table} SELECT * FROM {_parquet(paths)}")

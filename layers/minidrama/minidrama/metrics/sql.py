@@ -38,6 +38,7 @@ __all__ = [
     "launch_facts_sql",
     "order_facts_sql",
     "ORDER_COLUMNS",
+    "repeated_event_ids_sql",
     "dedupe_day_events_sql",
     "fold_users_sql",
     "fold_orders_sql",
@@ -138,6 +139,12 @@ def day_events_sql(source: str, start: datetime, end: datetime) -> str:
     """
 
 
+def repeated_event_ids_sql(table: str) -> str:
+    """How many ``event_id`` values occur more than once in ``table``."""
+    repeated = f"SELECT event_id FROM {table} GROUP BY event_id HAVING count(*) > 1"
+    return f"SELECT count(*) FROM ({repeated}) AS repeated"
+
+
 def dedupe_day_events_sql(table: str) -> str:
     """``table`` with each ``event_id`` once: its first-received copy stands.
 
@@ -223,18 +230,28 @@ def prepare_sql(day: date) -> tuple[str, ...]:
     """Relations every metric query may use, from the rollup before D and D's own facts."""
     d = _literal_date(day)
     return (
-        "CREATE OR REPLACE TEMP TABLE user_first AS "
+        "CREATE OR REPLACE TABLE user_first AS "
         + fold_users_sql(
             ["rollup_users", f"(SELECT user_id, os, region, {d} AS first_day FROM day_launches) AS today"]
         ),
-        "CREATE OR REPLACE TEMP TABLE orders AS "
-        + fold_orders_sql(["rollup_orders", f"(SELECT {d} AS day, * FROM day_orders) AS today"]),
+        # Every order in the rollup is from an earlier day, so its copy is earlier than any of D's:
+        # D's orders stand unless the rollup has them already.
+        f"""
+        CREATE OR REPLACE TABLE orders AS
+        SELECT {ORDER_COLUMNS} FROM rollup_orders
+        UNION ALL
+        SELECT {d} AS day, today.* FROM day_orders AS today
+        WHERE NOT EXISTS (
+            SELECT 1 FROM rollup_orders AS earlier
+            WHERE earlier.event_name = today.event_name AND earlier.order_id = today.order_id
+        )
+        """,
         """
-        CREATE OR REPLACE TEMP TABLE first_launch AS
+        CREATE OR REPLACE TABLE first_launch AS
         SELECT user_id, min(first_day) AS first_day FROM user_first GROUP BY user_id
         """,
         """
-        CREATE OR REPLACE TEMP TABLE first_recharge AS
+        CREATE OR REPLACE TABLE first_recharge AS
         SELECT user_id, min(day) AS first_day FROM orders WHERE event_name = 'recharge_order' GROUP BY user_id
         """,
     )
@@ -251,10 +268,9 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
     )
     launch_totals = "launches, successful_launches, launch_ms_total, timed_launches"
     return {
-        "segments": """
-            SELECT 'all' AS segment
-            UNION SELECT DISTINCT 'os:' || os FROM day_events
-            UNION SELECT DISTINCT 'region:' || region FROM day_events
+        "segments": f"""
+            WITH pairs AS (SELECT DISTINCT os, region FROM day_events)
+            SELECT DISTINCT segment FROM {by_segment("pairs", "os")} AS expanded
         """,
         "total_users": f"""
             SELECT segment, count(DISTINCT user_id) AS total_users
