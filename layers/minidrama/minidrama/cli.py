@@ -32,7 +32,9 @@ def _add_lake(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minidrama", description="Analytics and daily reports for mini drama apps.")
+    parser = argparse.ArgumentParser(
+        prog="minidrama", description="Analytics and daily reports for mini drama apps."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     apps = commands.add_parser("apps", help="register apps and list them")
@@ -68,9 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--host", default="127.0.0.1")
 
-    demo = commands.add_parser("demo", help="simulate a demo app for weeks, compute every day, render the report")
+    demo = commands.add_parser(
+        "demo", help="simulate a demo app for weeks, compute every day, render the report"
+    )
     _add_lake(demo)
-    demo.add_argument("--out", type=Path, default=Path("demo-out"), help="where the demo writes (default ./demo-out)")
+    demo.add_argument(
+        "--out", type=Path, default=Path("demo-out"), help="where the demo writes (default ./demo-out)"
+    )
     demo.add_argument("--days", type=int, default=35, help="how many days to simulate (default 35)")
     demo.add_argument("--seed", type=int, default=7)
     return parser

@@ -97,7 +97,12 @@ def app_or_default(storage: Storage, app_id: str) -> AppConfig:
 
 
 def _save_apps(storage: Storage, apps: dict[str, AppConfig]) -> None:
-    body = {"apps": {app_id: {k: v for k, v in asdict(app).items() if k != "app_id"} for app_id, app in sorted(apps.items())}}
+    body = {
+        "apps": {
+            app_id: {k: v for k, v in asdict(app).items() if k != "app_id"}
+            for app_id, app in sorted(apps.items())
+        }
+    }
     storage.put_bytes(APPS_CONFIG_KEY, json.dumps(body, indent=2).encode(), "application/json")
 
 
@@ -172,7 +177,9 @@ def load_rates(storage: Storage) -> Rates:
         raw = json.loads(storage.get_bytes(RATES_CONFIG_KEY))
     except NotFoundError:
         return Rates()
-    return Rates(base=raw.get("base", "USD"), rates={k: Decimal(str(v)) for k, v in raw.get("rates", {}).items()})
+    return Rates(
+        base=raw.get("base", "USD"), rates={k: Decimal(str(v)) for k, v in raw.get("rates", {}).items()}
+    )
 
 
 def save_rates(storage: Storage, rates: Rates) -> None:

@@ -270,7 +270,8 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
     return {
         "segments": f"""
             WITH pairs AS (SELECT DISTINCT os, region FROM day_events)
-            SELECT DISTINCT segment FROM {by_segment("pairs", "os")} AS expanded
+            SELECT 'all' AS segment
+            UNION SELECT segment FROM {by_segment("pairs", "os")} AS expanded
         """,
         "total_users": f"""
             SELECT segment, count(DISTINCT user_id) AS total_users
