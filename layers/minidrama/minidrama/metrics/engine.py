@@ -29,7 +29,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -80,26 +79,6 @@ def _rows(connection: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, A
     cursor = connection.execute(query)
     columns = [description[0] for description in cursor.description]
     return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
-
-
-def _run_all(
-    connection: duckdb.DuckDBPyConnection, queries: dict[str, str]
-) -> dict[str, list[dict[str, Any]]]:
-    """Run independent queries side by side, each on its own cursor of the same database.
-
-    Most metric queries are small; one at a time they leave cores idle.
-    """
-    threads = int(connection.execute("SELECT current_setting('threads')").fetchone()[0])
-
-    def run(query: str) -> list[dict[str, Any]]:
-        cursor = connection.cursor()
-        try:
-            return _rows(cursor, query)
-        finally:
-            cursor.close()
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        return dict(zip(queries, pool.map(run, queries.values()), strict=True))
 
 
 def _quote(path: Path | str) -> str:
@@ -177,7 +156,7 @@ class MetricsSession:
                 [day - timedelta(days=offset) for offset in RETENTION_DAYS],
                 [day - timedelta(days=offset) for offset in LTV_DAYS],
             )
-            results = _run_all(connection, queries)
+            results = {name: _rows(connection, query) for name, query in queries.items()}
         finally:
             connection.close()
         return build_document(
