@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from minidrama.lake import Storage, metrics_key
+from minidrama.schema import FUNNEL_PAGE_VIEWS
 
 __all__ = ["metrics_document", "write_history", "SEGMENT_SHARES", "FUNNEL_STAGES"]
 
@@ -32,16 +33,6 @@ SEGMENT_SHARES = {
     "region:BR": 0.08,
     "region:FR": 0.0,  # only a failed launch: a segment with no active users
 }
-FUNNEL_PAGE_VIEWS = [
-    "entrance_exposure",
-    "entrance_click",
-    "minis_visit",
-    "last_free_episode_watch",
-    "third_party_payment_panel_show",
-    "third_party_payment_panel_click",
-    "tiktok_payment_panel_show",
-    "tiktok_payment_panel_click",
-]
 FUNNEL_STAGES = {
     "recharge": [*FUNNEL_PAGE_VIEWS, "recharge_order"],
     "redeem": [*FUNNEL_PAGE_VIEWS, "redeem_order"],
