@@ -389,3 +389,10 @@ def test_a_day_with_a_dst_change_is_25_hours_long(lake):
     ingest(lake, events, app)
     dashboard = compute(lake, day, app)["segments"]["all"]["dashboard"]
     assert dashboard["active_users"] == 2
+
+
+def test_a_resent_page_view_counts_once_in_the_funnel(lake):
+    events = [event("a", "entrance_exposure", ON_D, "u1"), event("a", "entrance_exposure", ON_D, "u1")]
+    events.append(event("b", "entrance_exposure", ON_D, "u2", os="android"))
+    funnel = segment(lake, events)["funnel"]["recharge"]
+    assert funnel[0]["pv"] == 2

@@ -189,22 +189,23 @@ class MetricsSession:
         return target
 
     def _load_day(self, connection: duckdb.DuckDBPyConnection, day: date) -> None:
-        """``day_events``, ``day_launches`` and ``day_orders`` of ``day``."""
+        """``day_events``, ``day_page_views``, ``day_launches`` and ``day_orders`` of ``day``."""
         window = day_window(day, self.app.timezone)
         source = sql.read_events([str(self._local(info.key)) for info in self.day_files(day)])
-        connection.execute(
-            "CREATE OR REPLACE TABLE day_copies AS " + sql.day_events_sql(source, window.start, window.end)
-        )
-        # Copies are rare: when no event_id repeats, the table is the day's events as it is.
-        (repeated,) = connection.execute(sql.repeated_event_ids_sql("day_copies")).fetchone() or (0,)
+        events = sql.window_events_sql(source, window.start, window.end)
+        # Copies are rare: only when an event_id repeats are the day's events materialized and
+        # deduplicated first; otherwise both tables are read straight from the files.
+        (repeated,) = connection.execute(sql.repeated_event_ids_sql(events)).fetchone() or (0,)
         if repeated:
+            connection.execute("CREATE OR REPLACE TABLE day_copies AS SELECT * FROM " + events)
             connection.execute(
-                "CREATE OR REPLACE TABLE day_events AS " + sql.dedupe_day_events_sql("day_copies")
+                "CREATE OR REPLACE TABLE day_deduplicated AS " + sql.dedupe_day_events_sql("day_copies")
             )
-            connection.execute("DROP TABLE day_copies")
-        else:
-            connection.execute("DROP TABLE IF EXISTS day_events")
-            connection.execute("ALTER TABLE day_copies RENAME TO day_events")
+            events = "day_deduplicated"
+        connection.execute("CREATE OR REPLACE TABLE day_events AS " + sql.day_events_sql(events))
+        connection.execute("CREATE OR REPLACE TABLE day_page_views AS " + sql.day_page_views_sql(events))
+        connection.execute("DROP TABLE IF EXISTS day_copies")
+        connection.execute("DROP TABLE IF EXISTS day_deduplicated")
         connection.execute("CREATE OR REPLACE TABLE day_launches AS " + sql.launch_facts_sql())
         connection.execute("CREATE OR REPLACE TABLE day_orders AS " + sql.order_facts_sql())
 

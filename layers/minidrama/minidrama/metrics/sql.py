@@ -8,7 +8,9 @@ function each: :func:`median` and :func:`read_events`.
 The queries read these relations, prepared by the engine for day D:
 
 ``day_events``
-    D's events of known names, deduplicated by ``event_id``; columns of ``DAY_EVENT_COLUMNS``.
+    D's launches, session ends and orders, deduplicated by ``event_id``; ``DAY_EVENT_COLUMNS``.
+``day_page_views(os, region, event_name, pv)``
+    D's funnel page views (deduplicated too), counted per os, region and stage.
 ``day_launches(user_id, os, region, launches)`` and ``day_orders(event_name, order_id, ...)``
     D's *day facts* (:func:`launch_facts_sql`, :func:`order_facts_sql`).
 ``cohort_launches(day, user_id, os, region, launches)``
@@ -38,8 +40,10 @@ __all__ = [
     "launch_facts_sql",
     "order_facts_sql",
     "ORDER_COLUMNS",
+    "window_events_sql",
     "repeated_event_ids_sql",
     "dedupe_day_events_sql",
+    "day_page_views_sql",
     "fold_users_sql",
     "fold_orders_sql",
     "prepare_sql",
@@ -80,6 +84,13 @@ _COLUMN_TYPES = {
 }
 
 
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_PAGE_VIEWS = ", ".join(_quote(name) for name in FUNNEL_PAGE_VIEWS)
+
+
 def median(expression: str) -> str:
     """Exact median (the mean of the two middle values for an even count; NULL for none).
 
@@ -96,10 +107,6 @@ def _literal_date(day: date) -> str:
 
 def _literal_timestamp(instant: datetime) -> str:
     return f"TIMESTAMP WITH TIME ZONE '{instant.isoformat(sep=' ')}'"
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def by_segment(relation: str, columns: str) -> str:
@@ -126,29 +133,46 @@ def empty_events() -> str:
     return f"(SELECT {columns} WHERE 1 = 0)"
 
 
-def day_events_sql(source: str, start: datetime, end: datetime) -> str:
-    """D's events of known names as read, copies included (see :func:`dedupe_day_events_sql`)."""
+def window_events_sql(source: str, start: datetime, end: datetime) -> str:
+    """The events of known names in [start, end) as read, copies included."""
     columns = ", ".join(DAY_EVENT_COLUMNS)
     known = ", ".join(_quote(name) for name in sorted(KNOWN_EVENT_NAMES))
     return f"""
-        SELECT {columns}
-        FROM {source}
-        WHERE event_time >= {_literal_timestamp(start)}
-          AND event_time < {_literal_timestamp(end)}
-          AND event_name IN ({known})
+        (SELECT {columns}
+         FROM {source}
+         WHERE event_time >= {_literal_timestamp(start)}
+           AND event_time < {_literal_timestamp(end)}
+           AND event_name IN ({known})) AS window_events
     """
 
 
-def repeated_event_ids_sql(table: str) -> str:
-    """How many ``event_id`` values occur more than once in ``table``."""
-    repeated = f"SELECT event_id FROM {table} GROUP BY event_id HAVING count(*) > 1"
+def repeated_event_ids_sql(events: str) -> str:
+    """How many ``event_id`` values occur more than once in the relation ``events``."""
+    repeated = f"SELECT event_id FROM {events} GROUP BY event_id HAVING count(*) > 1"
     return f"SELECT count(*) FROM ({repeated}) AS repeated"
+
+
+def day_events_sql(events: str) -> str:
+    """D's launches, session ends and orders (everything but page views) from deduplicated ``events``."""
+    return f"SELECT * FROM {events} WHERE event_name NOT IN ({_PAGE_VIEWS})"
+
+
+def day_page_views_sql(events: str) -> str:
+    """D's page views counted per os, region and stage, from deduplicated ``events``.
+
+    Page views are most of a day's events and only ever counted, so they are kept as counts.
+    """
+    return f"""
+        SELECT os, region, event_name, count(*) AS pv
+        FROM {events} WHERE event_name IN ({_PAGE_VIEWS})
+        GROUP BY os, region, event_name
+    """
 
 
 def dedupe_day_events_sql(table: str) -> str:
     """``table`` with each ``event_id`` once: its first-received copy stands.
 
-    Copies are rare, so only the ids that occur more than once go through the window function.
+    Only the ids that occur more than once go through the window function.
     """
     columns = ", ".join(DAY_EVENT_COLUMNS)
     return f"""
@@ -262,14 +286,15 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
     d = _literal_date(day)
     retention_days = ", ".join(_literal_date(cohort) for cohort in retention_cohorts)
     ltv_days = ", ".join(_literal_date(cohort) for cohort in ltv_cohorts)
-    page_views = ", ".join(_quote(name) for name in FUNNEL_PAGE_VIEWS)
     launch_attributes = (
         "user_id, region, event_time, event_id, gender, age_group, device_brand, device_model, tiktok_version"
     )
     launch_totals = "launches, successful_launches, launch_ms_total, timed_launches"
     return {
         "segments": f"""
-            WITH pairs AS (SELECT DISTINCT os, region FROM day_events)
+            WITH pairs AS (
+                SELECT os, region FROM day_events UNION SELECT os, region FROM day_page_views
+            )
             SELECT 'all' AS segment
             UNION SELECT segment FROM {by_segment("pairs", "os")} AS expanded
         """,
@@ -437,9 +462,7 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
         """,
         "funnel": f"""
             WITH stage_rows AS (
-                SELECT os, region, event_name, count(*) AS pv
-                FROM day_events WHERE event_name IN ({page_views})
-                GROUP BY os, region, event_name
+                SELECT os, region, event_name, pv FROM day_page_views
                 UNION ALL
                 SELECT os, region, event_name, count(*) AS pv
                 FROM orders WHERE day = {d}
