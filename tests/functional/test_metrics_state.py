@@ -88,3 +88,43 @@ def test_compaction_leaves_one_file_per_hour_and_each_event_once(lake):
     table = pq.read_table(lake.path(next(key for key in keys if key.endswith(".parquet"))))
     assert sorted(table.column("event_id").to_pylist()) == ["e0", "e1", "e2", "e3", "e4", "x"]
     assert compute(lake, D, app)["segments"]["all"]["behavior"]["visit_count"] == 6
+
+
+def test_a_compaction_stopped_after_its_switch_is_finished_by_the_next_one(lake):
+    # GIVEN a partition compacted, whose replaced files were not deleted (the run stopped after the switch)
+    app = AppConfig("app")
+    ingest(lake, [_launch("a", "u1", "2026-11-10T10:00:00Z")])
+    ingest(lake, [_launch("b", "u2", "2026-11-10T10:05:00Z")])
+    prefix = "events/app_id=app/dt=2026-11-10/hour=10/"
+    originals = {info.key: lake.get_bytes(info.key) for info in lake.list(prefix)}
+    compact_days(lake, app, [D])
+    for key, data in originals.items():
+        lake.put_bytes(key, data)
+    assert compute(lake, D, app)["segments"]["all"]["behavior"]["visit_count"] == 2  # hidden by the manifest
+
+    # WHEN a late file arrives and the partition is compacted again
+    ingest(lake, [_launch("c", "u3", "2026-11-10T10:10:00Z")])
+    compact_days(lake, app, [D])
+
+    # THEN the leftovers are gone and every event counts once
+    names = [info.key.rsplit("/", 1)[-1] for info in lake.list(prefix) if info.key.endswith(".parquet")]
+    assert len(names) == 1 and names[0].startswith("compacted-")
+    assert compute(lake, D, app)["segments"]["all"]["behavior"]["visit_count"] == 3
+
+
+def test_state_whose_files_are_gone_is_rebuilt(lake):
+    # GIVEN computed days, then the files of every rollup lost (a run stopped between deleting
+    # files and writing the index)
+    app = AppConfig("app")
+    ingest(lake, [_launch(f"e{n}", "u1", f"2026-11-{n:02d}T10:00:00Z") for n in range(1, 11)])
+    expected = compute(lake, D, app)
+    lake.delete([info.key for info in lake.list("state/app_id=app/rollups/")])
+
+    # WHEN the day is computed again
+    document = compute(lake, D, app)
+
+    # THEN the state is rebuilt from the events and the document is the same
+    assert {k: v for k, v in document.items() if k != "generated_at"} == {
+        k: v for k, v in expected.items() if k != "generated_at"
+    }
+    assert lake.list("state/app_id=app/rollups/")

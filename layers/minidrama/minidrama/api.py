@@ -171,7 +171,7 @@ def handle_post_events(
             401, "missing_api_key", f"missing the {API_KEY_HEADER} header with the app's API key"
         )
     try:
-        app = directory.app(app_id) if APP_ID_PATTERN.match(app_id) else None
+        app = directory.app(app_id) if APP_ID_PATTERN.fullmatch(app_id) else None
         key_matches = app is not None and directory.key_matches(app_id, api_key)
         rates = directory.rates()
     except Exception:

@@ -11,7 +11,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from minidrama.config import ConfigError, app_or_default, load_apps, register_app
+from minidrama.config import ConfigError, app_or_default, load_apps, register_app, validate_recipients
 from minidrama.lake import Storage, open_lake
 
 __all__ = ["main"]
@@ -22,6 +22,12 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-28") from error
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)
 
 
 def _add_lake(parser: argparse.ArgumentParser) -> None:
@@ -50,35 +56,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="ingest NDJSON files of events")
     _add_lake(ingest)
-    ingest.add_argument("--app", required=True)
-    ingest.add_argument("files", nargs="+", metavar="FILE")
+    ingest.add_argument("--app", required=True, help="the app the events belong to")
+    ingest.add_argument("files", nargs="+", metavar="FILE", help="NDJSON: one event (JSON object) per line")
 
     compute = commands.add_parser("compute", help="compute the daily metrics documents")
     _add_lake(compute)
-    compute.add_argument("--app", required=True)
-    compute.add_argument("--date", required=True, type=_day)
-    compute.add_argument("--to", type=_day, help="last date to compute (default: --date)")
+    compute.add_argument("--app", required=True, help="the app to compute")
+    compute.add_argument(
+        "--date", required=True, type=_day, help="the (first) day, YYYY-MM-DD, in the app's time zone"
+    )
+    compute.add_argument("--to", type=_day, help="last day to compute, YYYY-MM-DD (default: --date)")
 
     report = commands.add_parser("report", help="render the daily report (HTML, PDF, email)")
     _add_lake(report)
-    report.add_argument("--app", required=True)
-    report.add_argument("--date", required=True, type=_day)
+    report.add_argument("--app", required=True, help="the app to report on")
+    report.add_argument("--date", required=True, type=_day, help="the day, YYYY-MM-DD (computed before)")
     report.add_argument("--email-to", nargs="+", metavar="ADDR", help="recipients (default: the app's)")
 
     serve = commands.add_parser("serve", help="serve the HTTP ingestion API on the local lake")
     _add_lake(serve)
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
 
     demo = commands.add_parser(
         "demo", help="simulate a demo app for weeks, compute every day, render the report"
     )
-    _add_lake(demo)
     demo.add_argument(
         "--out", type=Path, default=Path("demo-out"), help="where the demo writes (default ./demo-out)"
     )
+    demo.add_argument("--lake", help="the lake to fill (default: OUT/lake, created fresh by the demo)")
     demo.add_argument("--days", type=int, default=35, help="how many days to simulate (default 35)")
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the simulation (default 7)")
     return parser
 
 
@@ -86,9 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except ConfigError as error:
+    except (ConfigError, OSError) as error:
         print(f"minidrama: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        # AWS errors (no credentials, access denied, no such bucket) are the operator's to fix.
+        if type(error).__module__.startswith(("botocore", "boto3", "s3transfer")):
+            print(f"minidrama: {args.lake or 'the lake'}: {error}", file=sys.stderr)
+            return 2
+        raise
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -124,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "report":
         from minidrama.report import report_command
 
+        validate_recipients(args.email_to or [])
         return report_command(storage, app_or_default(storage, args.app), args.date, args.email_to)
     if args.command == "serve":
         from minidrama.server import serve

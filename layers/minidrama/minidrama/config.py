@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from minidrama.iso_codes import CURRENCY_CODES
 from minidrama.lake import APPS_CONFIG_KEY, RATES_CONFIG_KEY, NotFoundError, Storage
 
 __all__ = [
@@ -31,11 +32,14 @@ __all__ = [
     "api_key_matches",
     "load_rates",
     "save_rates",
+    "validate_app_id",
+    "validate_app_settings",
+    "validate_recipients",
 ]
 
-APP_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
-_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+APP_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # use fullmatch
+_CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+_EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 class ConfigError(ValueError):
@@ -62,20 +66,29 @@ class AppConfig:
 
 
 def validate_app_settings(app_id: str, timezone: str, currency: str, recipients: list[str]) -> None:
-    if not APP_ID_PATTERN.match(app_id):
-        raise ConfigError(
-            f"app_id {app_id!r} must be 1-64 characters of letters, digits, '_', '.', '-', "
-            "starting with a letter or digit"
-        )
+    validate_app_id(app_id)
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ConfigError(f"timezone {timezone!r} is not an IANA time zone name") from error
-    if not _CURRENCY_PATTERN.match(currency):
-        raise ConfigError(f"currency {currency!r} must be a 3-letter ISO 4217 code such as USD")
+    if not _CURRENCY_PATTERN.fullmatch(currency) or currency not in CURRENCY_CODES:
+        raise ConfigError(f"currency {currency!r} is not an ISO 4217 currency code such as USD")
+    validate_recipients(recipients)
+
+
+def validate_recipients(recipients: list[str]) -> None:
     for address in recipients:
-        if not _EMAIL_PATTERN.match(address):
+        if not _EMAIL_PATTERN.fullmatch(address):
             raise ConfigError(f"recipient {address!r} is not an email address")
+
+
+def validate_app_id(app_id: str) -> str:
+    if not APP_ID_PATTERN.fullmatch(app_id):
+        raise ConfigError(
+            f"app_id {app_id!r} must be 1-64 characters of letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return app_id
 
 
 def load_apps(storage: Storage) -> dict[str, AppConfig]:
@@ -83,6 +96,8 @@ def load_apps(storage: Storage) -> dict[str, AppConfig]:
         raw = json.loads(storage.get_bytes(APPS_CONFIG_KEY))
     except NotFoundError:
         return {}
+    except ValueError as error:
+        raise ConfigError(f"{APPS_CONFIG_KEY} in {storage.uri} is not valid JSON: {error}") from error
     return {app_id: AppConfig(app_id=app_id, **settings) for app_id, settings in raw["apps"].items()}
 
 
@@ -93,7 +108,7 @@ def get_app(storage: Storage, app_id: str) -> AppConfig | None:
 
 def app_or_default(storage: Storage, app_id: str) -> AppConfig:
     """The registered app, or default settings (UTC, USD, no recipients) for the CLI's trusted path."""
-    return get_app(storage, app_id) or AppConfig(app_id=app_id)
+    return get_app(storage, validate_app_id(app_id)) or AppConfig(app_id=app_id)
 
 
 def _save_apps(storage: Storage, apps: dict[str, AppConfig]) -> None:
@@ -177,9 +192,24 @@ def load_rates(storage: Storage) -> Rates:
         raw = json.loads(storage.get_bytes(RATES_CONFIG_KEY))
     except NotFoundError:
         return Rates()
-    return Rates(
-        base=raw.get("base", "USD"), rates={k: Decimal(str(v)) for k, v in raw.get("rates", {}).items()}
-    )
+    except ValueError as error:
+        raise ConfigError(f"{RATES_CONFIG_KEY} in {storage.uri} is not valid JSON: {error}") from error
+    if not isinstance(raw, dict) or not isinstance(raw.get("rates", {}), dict):
+        raise ConfigError(
+            f'{RATES_CONFIG_KEY} must be JSON like {{"base": "USD", "rates": {{"EUR": "1.08"}}}}'
+        )
+    rates = {}
+    for currency, text in raw.get("rates", {}).items():
+        try:
+            rate = Decimal(str(text))
+        except ArithmeticError:
+            rate = Decimal("NaN")
+        if not rate.is_finite() or rate <= 0:
+            raise ConfigError(
+                f"{RATES_CONFIG_KEY}: the rate of {currency} must be a positive number, got {text!r}"
+            )
+        rates[currency] = rate
+    return Rates(base=raw.get("base", "USD"), rates=rates)
 
 
 def save_rates(storage: Storage, rates: Rates) -> None:

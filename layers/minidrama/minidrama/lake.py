@@ -222,10 +222,16 @@ class S3Storage:
     def delete(self, keys: builtins.list[str]) -> None:
         for start in range(0, len(keys), 1000):
             chunk = keys[start : start + 1000]
-            self.client.delete_objects(
+            response = self.client.delete_objects(
                 Bucket=self.bucket,
                 Delete={"Objects": [{"Key": self._full(key)} for key in chunk], "Quiet": True},
             )
+            # DeleteObjects answers 200 even when some keys failed; those are listed in Errors.
+            if response.get("Errors"):
+                failed = ", ".join(f"{e.get('Key')} ({e.get('Code')})" for e in response["Errors"][:5])
+                raise OSError(
+                    f"could not delete {len(response['Errors'])} object(s) from {self.uri}: {failed}"
+                )
 
     def exists(self, key: str) -> bool:
         try:
@@ -242,7 +248,9 @@ class S3Storage:
         try:
             self.client.download_file(self.bucket, self._full(key), str(target))
         except self.client.exceptions.ClientError as error:
-            raise NotFoundError(key) from error
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                raise NotFoundError(key) from error
+            raise
         return target
 
 

@@ -225,7 +225,7 @@ def decode_message(body: str | bytes) -> tuple[str, list[dict[str, Any]]]:
     if not isinstance(message, dict) or message.get("v") != MESSAGE_VERSION:
         raise MessageDecodeError(f"message is not an events message of version {MESSAGE_VERSION}")
     app_id, events = message.get("app_id"), message.get("events")
-    if not isinstance(app_id, str) or not APP_ID_PATTERN.match(app_id) or not isinstance(events, list):
+    if not isinstance(app_id, str) or not APP_ID_PATTERN.fullmatch(app_id) or not isinstance(events, list):
         raise MessageDecodeError("message lacks a valid 'app_id' or an 'events' list")
     rows = []
     for position, event in enumerate(events):

@@ -78,12 +78,27 @@ def event_files_by_partition(storage: Storage, app_id: str) -> dict[tuple[date, 
     return partitions
 
 
+def _finish_previous(storage: Storage, prefix: str, listing: list[ObjectInfo]) -> list[ObjectInfo]:
+    """Delete what a previous compaction replaced but did not get to delete (it stopped after its
+    switch). Left alone, those files would come back to life once a later manifest stops naming them."""
+    keys = {info.key for info in listing}
+    data_files = [key for key in keys if key.endswith(".parquet")]
+    if prefix + MANIFEST_NAME not in keys or len(data_files) <= 1:
+        return listing
+    manifest = json.loads(storage.get_bytes(prefix + MANIFEST_NAME))
+    leftovers = [key for key in manifest["replaces"] if key in keys]
+    if not leftovers:
+        return listing
+    storage.delete(leftovers)
+    return [info for info in listing if info.key not in set(leftovers)]
+
+
 def compact_partition(storage: Storage, app_id: str, utc_date: date, hour: int) -> bool:
     """Rewrite one hour partition into a single file; returns whether anything was rewritten."""
     import duckdb  # the metrics function's engine; imported here so the listing needs no DuckDB
 
     prefix = events_partition(app_id, utc_date, hour)
-    listing = storage.list(prefix)
+    listing = _finish_previous(storage, prefix, storage.list(prefix))
     files = readable_files(storage, listing)
     if len(files) <= 1:
         return False

@@ -110,6 +110,7 @@ class MetricsSession:
     _data_days: list[date] = field(default_factory=list)
     _chains: dict[date, str] = field(default_factory=dict)
     _dirty: bool = False
+    _garbage: list[str] = field(default_factory=list)  # replaced state files, deleted after the index
 
     @classmethod
     @contextmanager
@@ -264,7 +265,7 @@ class MetricsSession:
         )
         self.facts[day] = fresh
         if stored:
-            self.storage.delete(list(stored.files.values()))
+            self._garbage.extend(stored.files.values())
         return fresh
 
     # --- rollups ------------------------------------------------------------------------------
@@ -333,7 +334,7 @@ class MetricsSession:
         )
         self.rollups[day] = fresh
         if stored:
-            self.storage.delete(list(stored.files.values()))
+            self._garbage.extend(stored.files.values())
         return fresh
 
     def _load_state(
@@ -358,16 +359,22 @@ class MetricsSession:
             return
         if raw.get("state_version") != STATE_VERSION:
             return  # older state is rebuilt from the events
+        # An entry whose files are gone (a run stopped between deleting and writing the index)
+        # is dropped and rebuilt: state is a cache of what the events say.
+        present = {info.key for info in self.storage.list(state_prefix(self.app.app_id))}
         for area, target in (("day_facts", self.facts), ("rollups", self.rollups)):
             for day, entry in raw[area].items():
-                target[date.fromisoformat(day)] = _Stored(entry["source"], entry["files"])
+                if set(entry["files"].values()) <= present:
+                    target[date.fromisoformat(day)] = _Stored(entry["source"], entry["files"])
+                else:
+                    self._dirty = True
 
     def save_index(self) -> None:
         if not self._dirty:
             return
         if len(self.rollups) > ROLLUPS_KEPT:
             for day in sorted(self.rollups)[:-ROLLUPS_KEPT]:
-                self.storage.delete(list(self.rollups.pop(day).files.values()))
+                self._garbage.extend(self.rollups.pop(day).files.values())
         body = {
             "state_version": STATE_VERSION,
             "timezone": self.app.timezone,
@@ -381,3 +388,6 @@ class MetricsSession:
         }
         self.storage.put_bytes(self._index_key, json.dumps(body, indent=1).encode(), "application/json")
         self._dirty = False
+        # Only once the index no longer names them: a stop in between leaves files, not holes.
+        self.storage.delete(self._garbage)
+        self._garbage = []
