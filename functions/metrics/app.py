@@ -32,19 +32,29 @@ RECOMPUTE_DAYS = int(os.environ.get("RECOMPUTE_DAYS", "3"))
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "app_id" in event:
+        if not isinstance(event.get("dates"), list) or not event["dates"]:
+            raise ValueError('a backfill event is {"app_id": "A", "dates": ["YYYY-MM-DD", ...]}')
         app = app_or_default(storage, event["app_id"])
         keys = compute_days(storage, app, [date.fromisoformat(text) for text in event["dates"]])
         metrics.add_metric(name="DocumentsWritten", unit=MetricUnit.Count, value=len(keys))
         return {"apps": [{"app_id": app.app_id, "documents": keys}]}
 
     now = datetime.now(UTC)
-    results = []
+    results, failures = [], []
     for app in load_apps(storage).values():
-        result = refresh_recent(storage, app, now, RECOMPUTE_DAYS)
+        try:
+            result = refresh_recent(storage, app, now, RECOMPUTE_DAYS)
+        except Exception as error:
+            # One app's failure must not stop the others; the run fails at the end so it is retried.
+            logger.exception("metrics refresh failed", extra={"app_id": app.app_id})
+            failures.append(f"{app.app_id}: {error}")
+            continue
         logger.info("metrics refreshed", extra=result.summary())
         metrics.add_metric(name="DocumentsWritten", unit=MetricUnit.Count, value=len(result.documents))
         metrics.add_metric(
             name="PartitionsCompacted", unit=MetricUnit.Count, value=result.compacted_partitions
         )
         results.append(result.summary())
+    if failures:
+        raise RuntimeError("metrics refresh failed for " + "; ".join(failures))
     return {"apps": results}

@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from minidrama.lake import S3Storage
-from minidrama.report import DeliveryError, publish_report, report_requests
+from minidrama.report import publish_report, report_requests
 
 logger = Logger()
 tracer = Tracer()
@@ -49,11 +49,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 ses_client=ses,
                 default_recipients=DEFAULT_RECIPIENTS,
             )
-        except DeliveryError as error:
-            # One app's refused mail must not stop the others; the run fails at the end so it is retried.
-            logger.exception("report delivery failed", extra={"app_id": request.app.app_id})
-            metrics.add_metric(name="ReportDeliveryFailures", unit=MetricUnit.Count, value=1)
-            failures.append(str(error))
+        except Exception as error:
+            # One app's failure (refused mail, an unreadable document) must not stop the others;
+            # the run fails at the end so it is retried and the errors alarm sees it.
+            logger.exception("report failed", extra={"app_id": request.app.app_id})
+            metrics.add_metric(name="ReportFailures", unit=MetricUnit.Count, value=1)
+            failures.append(f"{request.app.app_id}: {error}")
             continue
         if result.status == "complete":
             logger.info("report published", extra=result.summary())
@@ -64,5 +65,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             metrics.add_metric(name="ReportsIncomplete", unit=MetricUnit.Count, value=1)
         results.append(result.summary())
     if failures:
-        raise DeliveryError("; ".join(failures))
+        raise RuntimeError("reports failed for " + "; ".join(failures))
     return {"reports": results}

@@ -8,7 +8,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,7 +22,7 @@ from pypdf import PdfReader
 
 from minidrama.config import app_or_default, register_app
 from minidrama.lake import LocalStorage, S3Storage, report_key
-from minidrama.report import DeliveryError, report_command, sent_marker_key
+from minidrama.report import report_command, sent_marker_key
 from minidrama.report.delivery import put_if_absent
 from tests.conftest import LambdaContext, load_event, load_handler
 from tests.report_fixtures import write_history
@@ -97,9 +97,10 @@ def test_the_schedule_reports_yesterday_and_emails_each_recipient_once(stack):
 
 
 def test_a_report_without_its_metrics_is_marked_incomplete_and_never_sent(stack):
-    # GIVEN the day's metrics are missing (the days before exist)
+    # GIVEN the day's metrics are missing (the days before exist, and were reported on their day)
     register_app(stack.storage, "dramaapp", recipients=RECIPIENTS)
     write_history(stack.storage, "dramaapp", DAY, 10, missing={DAY})
+    stack.storage.put_bytes(report_key("dramaapp", DAY - timedelta(days=1), "report.html"), b"<html></html>")
     # WHEN the schedule fires
     response = stack.run(load_event("report_schedule"))
     # THEN the report is incomplete, with the reason, and no email went out
@@ -110,6 +111,20 @@ def test_a_report_without_its_metrics_is_marked_incomplete_and_never_sent(stack)
     assert status["status"] == "incomplete" and status["reason"] == result["reason"]
     assert stack.sent == []
     assert not stack.storage.exists(report_key("dramaapp", DAY, "report.pdf"))
+
+
+def test_an_app_whose_midnight_falls_between_the_two_jobs_gets_every_report_a_day_later(stack):
+    # GIVEN an app at UTC-2: at the metrics run (01:30 UTC) its Nov 28 was not over, so the
+    # newest document is Nov 27's, never reported
+    register_app(stack.storage, "noronha", timezone="America/Noronha", recipients=["n@studio.example"])
+    write_history(stack.storage, "noronha", date(2026, 11, 27), 3, timezone="America/Noronha")
+    # WHEN the report schedule fires at 06:00 UTC (Nov 29, 04:00 there)
+    response = stack.run(load_event("report_schedule"))
+    # THEN Nov 27 is reported and sent, rather than Nov 28 marked incomplete
+    assert [(r["app_id"], r["date"], r["status"]) for r in response["reports"]] == [
+        ("noronha", "2026-11-27", "complete")
+    ]
+    assert [message.destinations[0] for message in stack.sent] == ["n@studio.example"]
 
 
 def test_each_app_reports_its_own_yesterday(stack):
@@ -154,7 +169,7 @@ def test_a_refused_email_fails_the_run_and_is_sent_by_the_retry(stack):
     ses = boto3.client("ses")
     ses.delete_identity(Identity=SENDER)
     # WHEN the schedule fires THEN the run fails, naming the app, and its status says why
-    with pytest.raises(DeliveryError, match="dramaapp"):
+    with pytest.raises(RuntimeError, match="dramaapp"):
         stack.run(load_event("report_schedule"))
     status = stack.status("dramaapp", DAY)
     assert status["status"] == "complete" and "Did not have authority" in status["error"]

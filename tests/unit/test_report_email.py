@@ -160,11 +160,13 @@ def test_a_recipient_another_run_is_sending_to_is_left_to_it(lake, report):
     assert put_if_absent(lake, sent_marker_key(APP, DAY, "a@studio.example"), json.dumps(claim).encode())
     ses = RecordingSes()
     # WHEN this run delivers
-    result = deliver_report(lake, report, SENDER, ["a@studio.example"], ses, now=lambda: now)
-    # THEN it does not send
-    assert ses.sent == [] and result.in_progress == ["a@studio.example"]
-    # BUT a claim older than any run can last was left by a crashed run: it is taken over
-    later = now + timedelta(hours=1)
+    with pytest.raises(DeliveryError, match="being sent to a@studio.example by another run") as raised:
+        deliver_report(lake, report, SENDER, ["a@studio.example"], ses, now=lambda: now)
+    # THEN it does not send, and fails so that it is retried instead of ending quietly
+    assert ses.sent == [] and raised.value.result is not None
+    assert raised.value.result.in_progress == ["a@studio.example"]
+    # BUT a claim older than a send can take was left by a stopped run: it is taken over
+    later = now + timedelta(minutes=4)
     result = deliver_report(lake, report, SENDER, ["a@studio.example"], ses, now=lambda: later)
     assert result.sent == ["a@studio.example"] and len(ses.sent) == 1
 

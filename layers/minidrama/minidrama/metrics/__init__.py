@@ -18,7 +18,6 @@ from datetime import date, datetime, timedelta
 from minidrama.config import AppConfig
 from minidrama.lake import Storage, metrics_key
 from minidrama.metrics.compaction import compact_partition
-from minidrama.metrics.engine import MetricsSession
 from minidrama.metrics.window import day_window
 
 __all__ = ["compute_days", "compact_days", "document_bytes", "recent_days", "refresh_recent", "RefreshResult"]
@@ -31,6 +30,9 @@ def document_bytes(document: dict) -> bytes:
 
 def compute_days(storage: Storage, app: AppConfig, days: Iterable[date]) -> list[str]:
     """Compute and write the metrics documents of ``days`` (in date order); returns their keys."""
+    # DuckDB is imported only here: readers of documents (the report) don't ship it.
+    from minidrama.metrics.engine import MetricsSession
+
     keys = []
     with MetricsSession.open(storage, app) as session:
         for day in sorted(set(days)):

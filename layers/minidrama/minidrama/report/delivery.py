@@ -38,7 +38,9 @@ __all__ = [
     "deliver_report",
 ]
 
-CLAIM_TIMEOUT = timedelta(minutes=20)  # Lambda runs at most 15 minutes
+# A claim is held only while one email is handed to SES (seconds); one older than this belongs
+# to a run that stopped in between, and is taken over.
+CLAIM_TIMEOUT = timedelta(minutes=3)
 
 
 class DeliveryError(RuntimeError):
@@ -194,5 +196,14 @@ def deliver_report(
         names = "; ".join(f"{recipient}: {reason}" for recipient, reason in result.failed.items())
         raise DeliveryError(
             f"SES did not accept the report of {report.app_id} for {report.day}: {names}", result
+        )
+    if result.in_progress:
+        # Not sent by this run and not known to be sent: fail, so the run is retried (and the
+        # errors alarm fires if it never gets through) instead of ending quietly.
+        names = ", ".join(result.in_progress)
+        raise DeliveryError(
+            f"the report of {report.app_id} for {report.day} is being sent to {names} by another run"
+            f" (a claim younger than {CLAIM_TIMEOUT}); retry later",
+            result,
         )
     return result

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from minidrama.metrics.schema import CURRENT_SCHEMA_VERSION
 from minidrama.report.format import (
     change_direction,
     format_change,
@@ -23,7 +24,6 @@ from minidrama.report.format import (
 )
 
 __all__ = [
-    "SCHEMA_VERSION",
     "WINDOW_DAYS",
     "ReportInputError",
     "MissingMetricsError",
@@ -36,7 +36,6 @@ __all__ = [
     "FUNNEL_STAGE_LABELS",
 ]
 
-SCHEMA_VERSION = 1
 WINDOW_DAYS = 31  # the day itself and the 30 days before it
 RETENTION_DAYS = (1, 7, 14, 30)
 COHORT_ROWS = 30
@@ -269,8 +268,10 @@ def build_view(
 def _check_document(app_id: str, day: date, document: Mapping[str, Any]) -> None:
     where = f"metrics document of {app_id!r} for {day.isoformat()}"
     version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ReportInputError(f"{where} has schema_version {version!r}; this report reads {SCHEMA_VERSION}")
+    if version != CURRENT_SCHEMA_VERSION:
+        raise ReportInputError(
+            f"{where} has schema_version {version!r}; this report reads {CURRENT_SCHEMA_VERSION}"
+        )
     if document.get("date") != day.isoformat():
         raise ReportInputError(f"{where} says it is for date {document.get('date')!r}")
     if "all" not in document.get("segments", {}):

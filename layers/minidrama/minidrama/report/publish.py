@@ -18,6 +18,7 @@ from typing import Any
 
 from minidrama.config import AppConfig, app_or_default, load_apps
 from minidrama.lake import NotFoundError, Storage, metrics_key, report_key
+from minidrama.metrics.schema import read_document
 from minidrama.report.delivery import DeliveryError, DeliveryResult, deliver_report
 from minidrama.report.email import build_email
 from minidrama.report.model import MissingMetricsError, ReportInputError, window_days
@@ -78,9 +79,9 @@ def load_documents(storage: Storage, app_id: str, day: date) -> dict[date, dict[
             documents[window_day] = None
             continue
         try:
-            documents[window_day] = json.loads(raw)
-        except ValueError as error:
-            raise ReportInputError(f"{key} is not valid JSON: {error}") from error
+            documents[window_day] = read_document(raw)
+        except ValueError as error:  # not JSON, or a schema_version this reader does not know
+            raise ReportInputError(f"{key}: {error}") from error
     return documents
 
 
@@ -226,4 +227,22 @@ def report_requests(storage: Storage, event: Mapping[str, Any], now: datetime) -
         except ValueError as error:
             raise ValueError(f"date {day_text!r} in the trigger is not a date like 2026-11-28") from error
     apps = [app_or_default(storage, str(app_id))] if app_id is not None else list(load_apps(storage).values())
-    return [ReportRequest(app, day or latest_complete_day(app, now)) for app in apps]
+    return [ReportRequest(app, day or scheduled_day(storage, app, now)) for app in apps]
+
+
+def scheduled_day(storage: Storage, app: AppConfig, now: datetime) -> date:
+    """The day a scheduled run reports: yesterday in the app's time zone.
+
+    In a zone whose midnight falls between the metrics run and the report run, yesterday's
+    document cannot exist yet (the day was not over when the metrics ran); then the day before
+    is reported if it never was, so such an app gets every report, one day later.
+    """
+    day = latest_complete_day(app, now)
+    if storage.exists(metrics_key(app.app_id, day)):
+        return day
+    before = day - timedelta(days=1)
+    if storage.exists(metrics_key(app.app_id, before)) and not storage.exists(
+        report_key(app.app_id, before, "report.html")
+    ):
+        return before
+    return day
