@@ -394,7 +394,7 @@ def test_the_ingest_function_writes_only_quarantine(template: dict[str, Any]) ->
 @pytest.mark.parametrize(
     ("function", "prefixes"),
     [
-        ("WriterFunction", {"events/", "quarantine/"}),
+        ("WriterFunction", {"events/"}),
         ("MetricsFunction", {"metrics/", "state/", "events/"}),
         ("ReportFunction", {"reports/", "reports/*/sent/"}),
     ],
