@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -57,6 +58,11 @@ class AppConfig:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def complete_days(self, now: datetime, count: int) -> list[date]:
+        """The ``count`` calendar days in the app's time zone that ended before ``now``, oldest first."""
+        today = now.astimezone(self.zone).date()
+        return [today - timedelta(days=offset) for offset in range(count, 0, -1)]
 
     def public(self) -> dict[str, object]:
         """The settings without the key hash (what `apps list` shows)."""

@@ -65,8 +65,7 @@ def demo_days(now: datetime, timezone: str, days: int) -> list[date]:
     """The ``days`` calendar days in ``timezone`` that end yesterday there, oldest first."""
     if days < 1:
         raise ValueError(f"days must be at least 1, not {days}")
-    today = now.astimezone(AppConfig(app_id=DEMO_APP_ID, timezone=timezone).zone).date()
-    return [today - timedelta(days=days - n) for n in range(days)]
+    return AppConfig(app_id=DEMO_APP_ID, timezone=timezone).complete_days(now, days)
 
 
 def received_at_of(batch: list[dict[str, Any]], now: datetime) -> datetime:

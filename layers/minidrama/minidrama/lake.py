@@ -103,6 +103,10 @@ class Storage(Protocol):
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
 
+    def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """Create ``key`` only if it does not exist (atomically); True when this call created it."""
+        ...
+
     def get_bytes(self, key: str) -> bytes: ...
 
     def list(self, prefix: str) -> list[ObjectInfo]: ...
@@ -140,6 +144,19 @@ class LocalStorage:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
 
     def get_bytes(self, key: str) -> bytes:
         try:
@@ -202,6 +219,22 @@ class S3Storage:
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         extra = {"ContentType": content_type} if content_type else {}
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data, **extra)
+
+    def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._full(key), Body=data, IfNoneMatch="*", **extra
+            )
+        except self.client.exceptions.ClientError as error:
+            # 412 when the object exists; 409 when a concurrent conditional write is in flight.
+            if error.response.get("Error", {}).get("Code") in {
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+            }:
+                return False
+            raise
+        return True
 
     def get_bytes(self, key: str) -> bytes:
         try:

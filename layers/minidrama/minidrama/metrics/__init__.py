@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from minidrama.config import AppConfig
 from minidrama.lake import Storage, metrics_key
@@ -51,8 +51,7 @@ def compact_days(storage: Storage, app: AppConfig, days: Iterable[date]) -> int:
 
 def recent_days(app: AppConfig, now: datetime, count: int) -> list[date]:
     """The ``count`` complete calendar days before ``now`` in the app's time zone, oldest first."""
-    today = now.astimezone(app.zone).date()
-    return [today - timedelta(days=offset) for offset in range(count, 0, -1)]
+    return app.complete_days(now, count)
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from minidrama.lake import LocalStorage, NotFoundError, S3Storage, Storage, report_key
+from minidrama.lake import NotFoundError, Storage, report_key
 from minidrama.report.email import build_email
 from minidrama.report.render import RenderedReport
 
@@ -80,39 +79,7 @@ def sent_marker_key(app_id: str, day: Any, recipient: str) -> str:
 
 def put_if_absent(storage: Storage, key: str, data: bytes) -> bool:
     """Create ``key`` only if it does not exist; True when this call created it."""
-    if isinstance(storage, S3Storage):
-        try:
-            storage.client.put_object(
-                Bucket=storage.bucket,
-                Key=storage.prefix + key,
-                Body=data,
-                ContentType="application/json",
-                IfNoneMatch="*",
-            )
-        except storage.client.exceptions.ClientError as error:
-            # 412 when the object exists; 409 when a concurrent conditional write is in flight.
-            if error.response.get("Error", {}).get("Code") in {
-                "PreconditionFailed",
-                "ConditionalRequestConflict",
-            }:
-                return False
-            raise
-        return True
-    if isinstance(storage, LocalStorage):
-        path = storage.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        return True
-    # Any other storage: not race-free, but still never sends twice in sequence.
-    if storage.exists(key):
-        return False
-    storage.put_bytes(key, data, "application/json")
-    return True
+    return storage.put_if_absent(key, data, "application/json")
 
 
 def send_raw(client: Any, sender: str, recipient: str, raw: bytes) -> str:

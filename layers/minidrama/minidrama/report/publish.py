@@ -200,7 +200,7 @@ def report_command(storage: Storage, app: AppConfig, day: date, email_to: Sequen
 
 def latest_complete_day(app: AppConfig, now: datetime) -> date:
     """Yesterday in the app's time zone: the last calendar day that has ended there."""
-    return now.astimezone(app.zone).date() - timedelta(days=1)
+    return app.complete_days(now, 1)[0]
 
 
 def report_requests(storage: Storage, event: Mapping[str, Any], now: datetime) -> list[ReportRequest]:
