@@ -278,6 +278,16 @@ def prepare_sql(day: date) -> tuple[str, ...]:
         CREATE OR REPLACE TABLE first_recharge AS
         SELECT user_id, min(day) AS first_day FROM orders WHERE event_name = 'recharge_order' GROUP BY user_id
         """,
+        # D's orders with their user's payer group (none for a user who never recharged up to D)
+        f"""
+        CREATE OR REPLACE TABLE payer_orders AS
+        SELECT orders.*,
+               CASE WHEN first_recharge.first_day = {d} THEN 'new_payers'
+                    WHEN first_recharge.first_day < {d} THEN 'returning_payers' END AS payer_group
+        FROM orders
+        LEFT JOIN first_recharge ON first_recharge.user_id = orders.user_id
+        WHERE orders.day = {d}
+        """,
     )
 
 
@@ -304,17 +314,13 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
             GROUP BY segment
         """,
         "users": f"""
-            WITH launch_rows AS (
-                SELECT user_id, os, region, count(*) AS launches
-                FROM day_events WHERE event_name = 'app_launch' AND success
-                GROUP BY user_id, os, region
-            ), session_rows AS (
+            WITH session_rows AS (
                 SELECT user_id, os, region, sum(duration_ms) AS duration
                 FROM day_events WHERE event_name = 'session_end'
                 GROUP BY user_id, os, region
             ), active AS (
                 SELECT segment, user_id, sum(launches) AS launches
-                FROM {by_segment("launch_rows", "user_id, launches")} AS expanded
+                FROM {by_segment("day_launches", "user_id, launches")} AS expanded
                 GROUP BY segment, user_id
             ), durations AS (
                 SELECT segment, user_id, sum(duration) AS duration
@@ -465,7 +471,7 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
                 SELECT os, region, event_name, pv FROM day_page_views
                 UNION ALL
                 SELECT os, region, event_name, count(*) AS pv
-                FROM orders WHERE day = {d}
+                FROM payer_orders
                 GROUP BY os, region, event_name
             )
             SELECT segment, event_name AS stage, sum(pv) AS pv
@@ -474,8 +480,7 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
         """,
         "payers": f"""
             WITH recharge_rows AS (
-                SELECT user_id, os, region FROM orders
-                WHERE day = {d} AND event_name = 'recharge_order'
+                SELECT user_id, os, region FROM payer_orders WHERE event_name = 'recharge_order'
             ), per_user AS (
                 SELECT segment, user_id, count(*) AS recharge_orders
                 FROM {by_segment("recharge_rows", "user_id")} AS expanded
@@ -487,17 +492,10 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
             GROUP BY segment
         """,
         "orders": f"""
-            WITH day_orders AS (
-                SELECT orders.os, orders.region, orders.event_name, orders.amount, orders.product_id,
-                       CASE WHEN first_recharge.first_day = {d} THEN 'new_payers'
-                            WHEN first_recharge.first_day < {d} THEN 'returning_payers' END AS payer_group
-                FROM orders
-                LEFT JOIN first_recharge ON first_recharge.user_id = orders.user_id
-                WHERE orders.day = {d}
-            ), grouped AS (
-                SELECT os, region, 'all' AS payer_group, event_name, amount, product_id FROM day_orders
+            WITH grouped AS (
+                SELECT os, region, 'all' AS payer_group, event_name, amount FROM payer_orders
                 UNION ALL
-                SELECT os, region, payer_group, event_name, amount, product_id FROM day_orders
+                SELECT os, region, payer_group, event_name, amount FROM payer_orders
                 WHERE payer_group IS NOT NULL
             )
             SELECT segment, payer_group,
@@ -508,17 +506,12 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
             GROUP BY segment, payer_group
         """,
         "top_products": f"""
-            WITH day_orders AS (
-                SELECT orders.os, orders.region, orders.product_id,
-                       CASE WHEN first_recharge.first_day = {d} THEN 'new_payers'
-                            WHEN first_recharge.first_day < {d} THEN 'returning_payers' END AS payer_group
-                FROM orders
-                LEFT JOIN first_recharge ON first_recharge.user_id = orders.user_id
-                WHERE orders.day = {d} AND orders.event_name = 'redeem_order'
+            WITH redeems AS (
+                SELECT os, region, payer_group, product_id FROM payer_orders WHERE event_name = 'redeem_order'
             ), grouped AS (
-                SELECT os, region, 'all' AS payer_group, product_id FROM day_orders
+                SELECT os, region, 'all' AS payer_group, product_id FROM redeems
                 UNION ALL
-                SELECT os, region, payer_group, product_id FROM day_orders WHERE payer_group IS NOT NULL
+                SELECT os, region, payer_group, product_id FROM redeems WHERE payer_group IS NOT NULL
             ), counted AS (
                 SELECT segment, payer_group, product_id, count(*) AS orders
                 FROM {by_segment("grouped", "payer_group, product_id")} AS expanded
