@@ -92,7 +92,7 @@ def test_a_valid_body_gives_its_events_with_exact_decimals() -> None:
             PayloadTooLargeError,
             "1001",
         ),
-        (b" " * (MAX_BODY_BYTES + 1), PayloadTooLargeError, "1048577 bytes"),
+        (b" " * (MAX_BODY_BYTES + 1), PayloadTooLargeError, "over the limit of 1048576 bytes"),
     ],
     ids=[
         "empty",

@@ -25,8 +25,8 @@ def _day(text: str) -> date:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    if not text.isdigit() or not 0 <= int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535, or 0 for any free one)")
     return int(text)
 
 
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the HTTP ingestion API on the local lake")
     _add_lake(serve)
-    serve.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080)")
+    serve.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0 picks a free one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
 
     demo = commands.add_parser(

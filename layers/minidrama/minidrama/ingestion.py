@@ -116,7 +116,8 @@ def parse_request_body(body: bytes) -> list[Any]:
     """The ``events`` of a request body, or :class:`RequestError` saying what is wrong with it."""
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(
-            f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES} bytes (1 MiB): "
+            # The local server stops reading one byte past the limit, so say "over", not a size.
+            f"request body is over the limit of {MAX_BODY_BYTES} bytes (1 MiB): "
             "send the events in smaller batches"
         )
     try:
