@@ -112,6 +112,16 @@ def decode_json(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
 
 
+_JSON_KINDS = {
+    dict: "an object",
+    str: "a string",
+    int: "a number",
+    Decimal: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
+
+
 def parse_request_body(body: bytes) -> list[Any]:
     """The ``events`` of a request body, or :class:`RequestError` saying what is wrong with it."""
     if len(body) > MAX_BODY_BYTES:
@@ -135,7 +145,7 @@ def parse_request_body(body: bytes) -> list[Any]:
     events = document["events"]
     if not isinstance(events, list):
         raise MalformedRequestError(
-            f'"events" must be an array of event objects, got {type(events).__name__}'
+            f'"events" must be an array of event objects, got {_JSON_KINDS.get(type(events), "a value")}'
         )
     if len(events) > MAX_EVENTS_PER_REQUEST:
         raise PayloadTooLargeError(
