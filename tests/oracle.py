@@ -401,9 +401,9 @@ def reference_document(
         if event.name == "recharge_order":
             event.properties["amount"] = _amount(event.properties["amount"])
     history = _History(stored)
-    # A later copy of an order (new event_id) still names a segment on its own day: the SPEC lists
-    # "any event of a known name on D" and the product counts the copy there (see the report).
-    on_day = [event for event in known if event.day == day]
+    # Segments come from the events that remain after both de-duplications: a later copy of an
+    # order (new event_id, same order_id) is not an order any more and names no segment.
+    on_day = [event for event in stored if event.day == day]
     segments: dict[str, Callable[[Event], bool]] = {"all": lambda event: True}
     for os_name in sorted({event.os for event in on_day}):
         segments[f"os:{os_name}"] = _field_is("os", os_name)

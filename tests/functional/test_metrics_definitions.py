@@ -396,3 +396,15 @@ def test_a_resent_page_view_counts_once_in_the_funnel(lake):
     events.append(event("b", "entrance_exposure", ON_D, "u2", os="android"))
     funnel = segment(lake, events)["funnel"]["recharge"]
     assert funnel[0]["pv"] == 2
+
+
+def test_a_later_copy_of_an_order_names_no_segment(lake):
+    events = [
+        redeem("a", "u1", "r1", "ep-7", "2026-11-09T21:00:00Z", os="ios", region="GB"),
+        redeem("b", "u1", "r1", "ep-7", "2026-11-10T22:00:00Z", os="ios", region="GB"),  # same order, later
+        launch("c", "u2", os="android", region="US"),
+    ]
+    ingest(lake, events)
+    segments = compute(lake, D)["segments"]
+    assert set(segments) == {"all", "os:android", "region:US"}
+    assert segments["all"]["iap_orders"]["all"]["redeem_orders"] == 0

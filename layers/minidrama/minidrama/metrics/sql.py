@@ -303,7 +303,10 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
     return {
         "segments": f"""
             WITH pairs AS (
-                SELECT os, region FROM day_events UNION SELECT os, region FROM day_page_views
+                -- after both de-duplications: a later copy of an order names no segment
+                SELECT os, region FROM day_events WHERE event_name NOT IN ('recharge_order', 'redeem_order')
+                UNION SELECT os, region FROM day_page_views
+                UNION SELECT os, region FROM payer_orders
             )
             SELECT 'all' AS segment
             UNION SELECT segment FROM {by_segment("pairs", "os")} AS expanded
