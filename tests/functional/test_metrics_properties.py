@@ -114,9 +114,9 @@ def test_counts_are_ordered_and_rates_are_ratios(events):
                         assert value["rate"] is None or 0 <= value["rate"] <= 1
                 users = metrics["iap_users"]
                 assert users["repeat_paying_users"] <= users["paying_users"]
+                # paying users need no launch that day, so these rates may exceed 1 (SPEC: over active users)
                 for rate in (users["paying_user_rate"], users["repeat_paying_user_rate"]):
                     assert rate is None or rate >= 0
-                assert users["repeat_paying_user_rate"] is None or users["repeat_paying_user_rate"] <= 1
                 success = metrics["performance"]["loading_success_rate"]
                 assert success is None or 0 <= success <= 1
                 orders = metrics["iap_orders"]
