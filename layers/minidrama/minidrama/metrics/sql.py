@@ -297,7 +297,8 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
     retention_days = ", ".join(_literal_date(cohort) for cohort in retention_cohorts)
     ltv_days = ", ".join(_literal_date(cohort) for cohort in ltv_cohorts)
     launch_attributes = (
-        "user_id, region, event_time, event_id, gender, age_group, device_brand, device_model, tiktok_version"
+        "user_id, region, event_time, event_id, is_new,"
+        " gender, age_group, device_brand, device_model, tiktok_version"
     )
     launch_totals = "launches, successful_launches, launch_ms_total, timed_launches"
     return {
@@ -357,25 +358,29 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
             GROUP BY segment
         """,
         "retention": f"""
-            WITH cohort_rows AS (
-                SELECT day, user_id, os, region FROM cohort_launches WHERE day IN ({retention_days})
-            ), cohort_members AS (
-                SELECT DISTINCT segment, day AS cohort_date, user_id
-                FROM {by_segment("cohort_rows", "day, user_id")} AS expanded
-            ), returned AS (
+            WITH returned AS (
                 SELECT DISTINCT user_id FROM day_launches
+            ), cohort_rows AS (
+                -- flags per user and cohort day first, so the joins see each launch row once
+                SELECT cohort_launches.day, cohort_launches.user_id,
+                       cohort_launches.os, cohort_launches.region,
+                       CASE WHEN first_launch.first_day = cohort_launches.day THEN 1 ELSE 0 END AS is_new,
+                       CASE WHEN returned.user_id IS NOT NULL THEN 1 ELSE 0 END AS is_retained
+                FROM cohort_launches
+                JOIN first_launch ON first_launch.user_id = cohort_launches.user_id
+                LEFT JOIN returned ON returned.user_id = cohort_launches.user_id
+                WHERE cohort_launches.day IN ({retention_days})
+            ), cohort_members AS (
+                SELECT DISTINCT segment, day AS cohort_date, user_id, is_new, is_retained
+                FROM {by_segment("cohort_rows", "day, user_id, is_new, is_retained")} AS expanded
             )
-            SELECT cohort_members.segment, cohort_members.cohort_date,
+            SELECT segment, cohort_date,
                    count(*) AS active_cohort_size,
-                   count(returned.user_id) AS active_retained,
-                   sum(CASE WHEN first_launch.first_day = cohort_members.cohort_date THEN 1 ELSE 0 END)
-                       AS new_cohort_size,
-                   sum(CASE WHEN first_launch.first_day = cohort_members.cohort_date
-                             AND returned.user_id IS NOT NULL THEN 1 ELSE 0 END) AS new_retained
+                   sum(is_retained) AS active_retained,
+                   sum(is_new) AS new_cohort_size,
+                   sum(is_new * is_retained) AS new_retained
             FROM cohort_members
-            JOIN first_launch ON first_launch.user_id = cohort_members.user_id
-            LEFT JOIN returned ON returned.user_id = cohort_members.user_id
-            GROUP BY cohort_members.segment, cohort_members.cohort_date
+            GROUP BY segment, cohort_date
         """,
         "ltv": f"""
             WITH cohort_rows AS (
@@ -409,18 +414,18 @@ def metric_queries(day: date, retention_cohorts: list[date], ltv_cohorts: list[d
         """,
         "attributes": f"""
             WITH launches AS (
-                SELECT user_id, os, region, event_time, event_id, gender, age_group,
-                       device_brand, device_model, tiktok_version
-                FROM day_events WHERE event_name = 'app_launch' AND success
+                SELECT day_events.user_id, os, region, event_time, event_id, gender, age_group,
+                       device_brand, device_model, tiktok_version,
+                       CASE WHEN first_launch.first_day = {d} THEN 1 ELSE 0 END AS is_new
+                FROM day_events JOIN first_launch ON first_launch.user_id = day_events.user_id
+                WHERE event_name = 'app_launch' AND success
             ), ranked AS (
                 SELECT expanded.*, row_number() OVER (
                     PARTITION BY segment, user_id ORDER BY event_time DESC, event_id DESC
                 ) AS recency
                 FROM {by_segment("launches", launch_attributes)} AS expanded
             ), latest AS (
-                SELECT ranked.*, CASE WHEN first_launch.first_day = {d} THEN 1 ELSE 0 END AS is_new
-                FROM ranked JOIN first_launch ON first_launch.user_id = ranked.user_id
-                WHERE recency = 1
+                SELECT * FROM ranked WHERE recency = 1
             ), attribute_values AS (
                 SELECT segment, is_new, 'gender' AS attribute, gender AS value FROM latest
                 UNION ALL SELECT segment, is_new, 'age_group', age_group FROM latest
