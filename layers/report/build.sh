@@ -65,12 +65,55 @@ for face in DejaVuSans DejaVuSans-Bold DejaVuSansMono DejaVuSansMono-Bold DejaVu
 done
 cp "$here/fonts.conf" "$out/fonts/fonts.conf"
 
+glibc_needed() {
+    objdump -T "$1" | grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2,2n -u | tail -n 1 | sed 's/^GLIBC_//'
+}
+
+# A library linked against a newer glibc than Lambda's is replaced by the same soname from an
+# older Debian release (bullseye has glibc 2.31), fetched with apt into a scratch directory:
+# on Debian 12, libexpat (needed by fontconfig) uses glibc 2.36's arc4random_buf.
+older_release=${OLDER_DEBIAN_RELEASE:-bullseye}
+replace_from_older_release() {
+    local soname=$1 original=$2 package work options real
+    command -v apt-get >/dev/null && command -v dpkg >/dev/null || return 1
+    # by file name: with merged /usr, dpkg knows /lib/... where ldconfig says /usr/lib/...
+    real=$(basename "$(readlink -f "$original")")
+    package=$(dpkg -S "*/$real" 2>/dev/null | awk -F': ' -v f="/$real" 'index($2, f) { print $1; exit }' | cut -d: -f1)
+    [ -n "$package" ] || return 1
+    work=$(mktemp -d)
+    mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $older_release main" \
+        >"$work/sources.list"
+    options=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o APT::Sandbox::User=root)
+    if apt-get "${options[@]}" -qq update >/dev/null 2>&1 \
+        && (cd "$work" && apt-get "${options[@]}" -qq download "$package/$older_release" >/dev/null 2>&1) \
+        && dpkg-deb -x "$work"/*.deb "$work/root"; then
+        local found
+        found=$(find "$work/root" -name "$soname" | head -n 1)
+        if [ -n "$found" ]; then
+            cp -L "$found" "$out/lib/$soname"
+            echo "build.sh: $soname taken from $package of Debian $older_release (glibc $(glibc_needed "$out/lib/$soname"))"
+            rm -rf "$work"
+            return 0
+        fi
+    fi
+    rm -rf "$work"
+    return 1
+}
+
 # Report the libraries that need a newer glibc than Lambda's.
 if command -v objdump >/dev/null; then
+    for library in "$out"/lib/*.so*; do
+        needed=$(glibc_needed "$library")
+        if [ -n "$needed" ] && [ "${needed#2.}" -gt "${lambda_glibc#2.}" ]; then
+            soname=$(basename "$library")
+            replace_from_older_release "$soname" "${wanted[$soname]}" || true
+        fi
+    done
     too_new=()
     for library in "$out"/lib/*.so*; do
-        needed=$(objdump -T "$library" | grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2,2n -u | tail -n 1)
-        needed=${needed#GLIBC_}
+        needed=$(glibc_needed "$library")
         if [ -n "$needed" ] && [ "${needed#2.}" -gt "${lambda_glibc#2.}" ]; then
             symbols=$(objdump -T "$library" | awk -v v="GLIBC_$needed" '$0 ~ v { print $NF }' | paste -sd, -)
             too_new+=("$(basename "$library") needs glibc $needed ($symbols)")
