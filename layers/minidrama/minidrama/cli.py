@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The commands print what a person needs; log records are for the Lambda functions' logs.
+    logging.getLogger("minidrama").addHandler(logging.NullHandler())
     try:
         return _run(args)
     except (ConfigError, OSError) as error:
