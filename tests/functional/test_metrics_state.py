@@ -128,3 +128,18 @@ def test_state_whose_files_are_gone_is_rebuilt(lake):
         k: v for k, v in expected.items() if k != "generated_at"
     }
     assert lake.list("state/app_id=app/rollups/")
+
+
+def test_state_files_no_index_names_are_removed(lake):
+    # GIVEN computed state plus a file no index entry names (an older state version, say)
+    app = AppConfig("app")
+    ingest(lake, [_launch("a", "u1", "2026-11-10T10:00:00Z")])
+    compute(lake, D, app)
+    lake.put_bytes("state/app_id=app/day_facts/dt=2026-01-01/launches-old.parquet", b"old")
+    named = _state_keys(lake)
+
+    # WHEN the app is computed again
+    compute(lake, D, app)
+
+    # THEN the stray file is gone and everything the index names is still there
+    assert _state_keys(lake) == [key for key in named if "launches-old" not in key]

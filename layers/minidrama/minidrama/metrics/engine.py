@@ -353,21 +353,32 @@ class MetricsSession:
         return f"{state_prefix(self.app.app_id)}index.json"
 
     def _load_index(self) -> None:
+        present = {info.key for info in self.storage.list(state_prefix(self.app.app_id))} - {self._index_key}
         try:
             raw = json.loads(self.storage.get_bytes(self._index_key))
         except NotFoundError:
-            return
-        if raw.get("state_version") != STATE_VERSION:
-            return  # older state is rebuilt from the events
-        # An entry whose files are gone (a run stopped between deleting and writing the index)
-        # is dropped and rebuilt: state is a cache of what the events say.
-        present = {info.key for info in self.storage.list(state_prefix(self.app.app_id))}
-        for area, target in (("day_facts", self.facts), ("rollups", self.rollups)):
-            for day, entry in raw[area].items():
-                if set(entry["files"].values()) <= present:
-                    target[date.fromisoformat(day)] = _Stored(entry["source"], entry["files"])
-                else:
-                    self._dirty = True
+            raw = {}
+        if raw.get("state_version") == STATE_VERSION:  # older state is rebuilt from the events
+            # An entry whose files are gone (a run stopped between deleting and writing the index)
+            # is dropped and rebuilt: state is a cache of what the events say.
+            for area, target in (("day_facts", self.facts), ("rollups", self.rollups)):
+                for day, entry in raw[area].items():
+                    if set(entry["files"].values()) <= present:
+                        target[date.fromisoformat(day)] = _Stored(entry["source"], entry["files"])
+                    else:
+                        self._dirty = True
+        # Files no entry names (an older state version, a run that stopped before its index) go
+        # with the next index written.
+        named = {
+            key
+            for entries in (self.facts, self.rollups)
+            for e in entries.values()
+            for key in e.files.values()
+        }
+        orphans = sorted(present - named)
+        if orphans:
+            self._garbage.extend(orphans)
+            self._dirty = True
 
     def save_index(self) -> None:
         if not self._dirty:
