@@ -243,3 +243,22 @@ def test_report_command_exits_2_when_the_days_metrics_are_missing(tmp_path, caps
     assert "no metrics document at metrics/app_id=dramaapp/dt=2026-11-28/metrics.json" in err
     assert "minidrama compute --app dramaapp --date 2026-11-28" in err
     assert not lake.exists(report_key("dramaapp", DAY, "report.html"))
+
+
+def test_report_command_sends_through_ses_where_it_is_configured(stack, monkeypatch, capsys):
+    # GIVEN a verified SES sender named to the CLI, and the day's metrics in the lake
+    monkeypatch.setenv("MINIDRAMA_SES_SENDER", SENDER)
+    write_history(stack.storage, "dramaapp", DAY, 3)
+    app = app_or_default(stack.storage, "dramaapp")
+    # WHEN the report is made twice for two addresses
+    for _ in range(2):
+        assert report_command(stack.storage, app, DAY, ["a@studio.example", "b@studio.example"]) == 0
+    # THEN each address got one email, and the .eml is written as well
+    assert sorted(message.destinations[0] for message in stack.sent) == [
+        "a@studio.example",
+        "b@studio.example",
+    ]
+    assert stack.storage.exists(report_key("dramaapp", DAY, "report.eml"))
+    output = capsys.readouterr().out
+    assert "emailed through SES: 2 sent, 0 sent before" in output
+    assert "emailed through SES: 0 sent, 2 sent before" in output

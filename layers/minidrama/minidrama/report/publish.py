@@ -157,10 +157,13 @@ def _isoformat(days: Sequence[date]) -> list[str]:
 
 
 def report_command(storage: Storage, app: AppConfig, day: date, email_to: Sequence[str] | None) -> int:
-    """``minidrama report``: render HTML and PDF, write the email as ``report.eml`` (no SES locally).
+    """``minidrama report``: render HTML and PDF, write the email as ``report.eml``.
 
     Recipients are ``email_to``, else the app's; with none, the .eml is still written, addressed
-    to the empty group ``undisclosed-recipients:;``. Exit 2 when the day's metrics are missing.
+    to the empty group ``undisclosed-recipients:;``. Where SES is configured — the environment
+    names a verified sender in ``MINIDRAMA_SES_SENDER`` — the email is also sent through SES to
+    each recipient, once per (app, day, recipient) like the report function's. Exit 2 when the
+    day's metrics are missing, 1 when SES refused a recipient.
     """
     rendered = _render(storage, app, day)
     if isinstance(rendered, PublishResult):
@@ -189,6 +192,17 @@ def report_command(storage: Storage, app: AppConfig, day: date, email_to: Sequen
     root = storage.uri.rstrip("/")
     for kind in ("html", "pdf", "eml"):
         print(f"{root}/{keys[kind]}")
+    ses_sender = os.environ.get("MINIDRAMA_SES_SENDER")
+    if ses_sender and recipients:
+        import boto3
+
+        try:
+            delivery = deliver_report(storage, rendered, ses_sender, recipients, boto3.client("ses"))
+        except DeliveryError as error:
+            print(f"minidrama: {error}", file=sys.stderr)
+            return 1
+        summary = delivery.summary()
+        print(f"emailed through SES: {summary['sent']} sent, {summary['already_sent']} sent before")
     if rendered.missing_days:
         print(
             f"minidrama: note: no metrics for {len(rendered.missing_days)} earlier day(s) of the report's "
