@@ -408,3 +408,12 @@ def test_a_later_copy_of_an_order_names_no_segment(lake):
     segments = compute(lake, D)["segments"]
     assert set(segments) == {"all", "os:android", "region:US"}
     assert segments["all"]["iap_orders"]["all"]["redeem_orders"] == 0
+
+
+def test_within_one_batch_the_first_copy_of_an_event_id_stands(lake):
+    # the same event_id sent twice in one request, the copies differing: the first one counts
+    events = [launch("a", "u1", os="ios"), launch("a", "u2", os="android")]
+    ingest(lake, events)
+    segments = compute(lake, D)["segments"]
+    assert set(segments) == {"all", "os:ios", "region:US"}
+    assert segments["all"]["dashboard"]["active_users"] == 1

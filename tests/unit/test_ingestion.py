@@ -162,6 +162,16 @@ def test_accepted_events_reach_parquet_and_rejected_ones_the_quarantine(lake: Lo
     )
 
 
+def test_a_repeat_within_a_batch_is_accepted_and_the_first_copy_is_stored(lake: LocalStorage) -> None:
+    # GIVEN a batch holding the same event_id twice, the copies differing
+    first, second = launch(1), {**launch(1), "user_id": "someone-else"}
+    # WHEN ingested
+    result = ingest_events(lake, APP, [first, second], received_at=RECEIVED_AT)
+    # THEN both count as accepted (a re-send is not an error) and the first copy is the one stored
+    assert result.accepted == 2 and result.rejected == []
+    assert [row["user_id"] for row in stored_events(lake)] == [first["user_id"]]
+
+
 def test_a_batch_without_rejections_writes_no_quarantine(lake: LocalStorage) -> None:
     result = ingest_events(lake, APP, [launch(1)], received_at=RECEIVED_AT)
     assert result.quarantine_key is None and lake.list("quarantine/") == []

@@ -212,6 +212,9 @@ class _Checked:
     accepted: list[dict[str, Any]]
     encoded: list[bytes]  # the accepted rows in the queue's wire format
     rejected: list[Rejection]
+    # accepted events whose event_id came earlier in the same batch: counted as accepted, not
+    # stored again, so that within a batch the first copy stands (later batches are received later)
+    repeated: int = 0
 
 
 def _check(app: AppConfig, events: list[Any], received_at: datetime, rates: Rates) -> _Checked:
@@ -222,18 +225,21 @@ def _check(app: AppConfig, events: list[Any], received_at: datetime, rates: Rate
     accepted: list[dict[str, Any]] = []
     encoded: list[bytes] = []
     refused: list[Rejection] = []
+    seen: set[str] = set()
+    repeated = 0
     for row, index in zip(result.accepted, positions, strict=True):
+        if row["event_id"] in seen:
+            repeated += 1
+            continue
         try:
             encoded.append(encode_row(row))
         except EventEncodingError as error:
             refused.append(Rejection(index, row["event_id"], [f"event: {error}"], events[index]))
         else:
             accepted.append(row)
-    if not refused:
-        return _Checked(accepted, encoded, result.rejected)
-    return _Checked(
-        accepted, encoded, sorted([*result.rejected, *refused], key=lambda rejection: rejection.index)
-    )
+            seen.add(row["event_id"])
+    rejected = sorted([*result.rejected, *refused], key=lambda rejection: rejection.index)
+    return _Checked(accepted, encoded, rejected, repeated)
 
 
 def _store(
@@ -247,7 +253,7 @@ def _store(
     key = write_quarantine(storage, app.app_id, received_at, checked.rejected, source)
     if checked.accepted:
         sink.write(app.app_id, checked.accepted, checked.encoded)
-    return IngestResult(len(checked.accepted), checked.rejected, key)
+    return IngestResult(len(checked.accepted) + checked.repeated, checked.rejected, key)
 
 
 def ingest(
