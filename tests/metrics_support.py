@@ -46,8 +46,13 @@ def event(
     return body
 
 
-def ingest(lake: Storage, events: list[dict[str, Any]], app: AppConfig | None = None) -> None:
-    result = ingest_events(lake, app or AppConfig("app"), events, received_at=RECEIVED_AT)
+def ingest(
+    lake: Storage,
+    events: list[dict[str, Any]],
+    app: AppConfig | None = None,
+    received_at: datetime = RECEIVED_AT,
+) -> None:
+    result = ingest_events(lake, app or AppConfig("app"), events, received_at=received_at)
     assert not result.rejected, result.rejected
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage, metrics_key
 from minidrama.metrics import compact_days, compute_days
-from tests.metrics_support import event, ingest, without_generated_at
+from tests.metrics_support import RECEIVED_AT, event, ingest, without_generated_at
 
 FIRST_DAY = date(2026, 11, 1)
 DAYS = [FIRST_DAY + timedelta(days=n) for n in range(5)]
@@ -134,22 +134,28 @@ def test_any_order_recomputation_and_late_events_equal_one_clean_pass(events, or
     app = AppConfig("app")
     clean, clean_root = _fresh_lake()
     messy, messy_root = _fresh_lake()
+    # some events arrive late (a second request, received later); copies of an event_id that
+    # differ are settled by arrival, so both lakes receive the same requests in the same order
+    late = events[: len(events) * late_share // 4]
+    on_time = events[len(late) :]
+    arrivals = [
+        (batch, RECEIVED_AT + timedelta(seconds=n)) for n, batch in enumerate((on_time, late)) if batch
+    ]
     try:
-        # a clean pass: everything present, days in date order
-        ingest(clean, events, app)
+        # one clean pass: everything present, days computed once, in date order
+        for batch, received_at in arrivals:
+            ingest(clean, batch, app, received_at)
         compute_days(clean, app, DAYS)
         expected = _documents(clean, app, DAYS)
 
-        # the messy history: some events arrive late, days computed in random order, then
-        # recomputed after the late events and a compaction, twice
-        late = events[: len(events) * late_share // 4]
-        on_time = events[len(late) :]
-        if on_time:
-            ingest(messy, on_time, app)
+        # the messy history: days computed in random order before the late events arrive, then
+        # recomputed after them and a compaction, twice
+        first_batch, first_received_at = arrivals[0]
+        ingest(messy, first_batch, app, first_received_at)
         for day in order:
             compute_days(messy, app, [day])
-        if late:
-            ingest(messy, late, app)
+        for batch, received_at in arrivals[1:]:
+            ingest(messy, batch, app, received_at)
         compact_days(messy, app, DAYS[:2])
         for day in order:
             compute_days(messy, app, [day])
