@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from minidrama.schema import FUNNEL_PAGE_VIEWS, KNOWN_EVENT_NAMES
+from minidrama.schema import AMOUNT_SCALE, EVENT_COLUMNS, FUNNEL_PAGE_VIEWS, KNOWN_EVENT_NAMES
 
 __all__ = [
     "DAY_EVENT_COLUMNS",
@@ -50,38 +50,20 @@ __all__ = [
     "metric_queries",
 ]
 
-# What the metrics need of an event (the rest of the columns are never read).
-DAY_EVENT_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "event_name",
-    "event_time",
-    "received_at",
-    "user_id",
-    "session_id",
-    "os",
-    "region",
-    "entry_point",
-    "success",
-    "launch_ms",
-    "device_brand",
-    "device_model",
-    "tiktok_version",
-    "gender",
-    "age_group",
-    "duration_ms",
-    "order_id",
-    "amount",
-    "product_id",
+# What the metrics need of an event: every column but these, which they never read.
+_UNREAD_COLUMNS = frozenset(("original_amount", "currency", "beans", "properties"))
+DAY_EVENT_COLUMNS: tuple[str, ...] = tuple(
+    name for name, _kind in EVENT_COLUMNS if name not in _UNREAD_COLUMNS
 )
 
-_COLUMN_TYPES = {
-    "event_time": "TIMESTAMP WITH TIME ZONE",
-    "received_at": "TIMESTAMP WITH TIME ZONE",
-    "success": "BOOLEAN",
-    "launch_ms": "BIGINT",
-    "duration_ms": "BIGINT",
-    "amount": "DECIMAL(38, 6)",
+_DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "bool": "BOOLEAN",
+    "int64": "BIGINT",
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+    "decimal": f"DECIMAL(38, {AMOUNT_SCALE})",
 }
+_COLUMN_TYPES = {name: _DUCKDB_TYPES[kind] for name, kind in EVENT_COLUMNS}
 
 
 def _quote(text: str) -> str:
@@ -127,9 +109,7 @@ def read_events(paths: list[str]) -> str:
 
 
 def empty_events() -> str:
-    columns = ", ".join(
-        f"CAST(NULL AS {_COLUMN_TYPES.get(column, 'VARCHAR')}) AS {column}" for column in DAY_EVENT_COLUMNS
-    )
+    columns = ", ".join(f"CAST(NULL AS {_COLUMN_TYPES[column]}) AS {column}" for column in DAY_EVENT_COLUMNS)
     return f"(SELECT {columns} WHERE 1 = 0)"
 
 
