@@ -13,7 +13,6 @@ from moto import mock_aws
 from minidrama.config import register_app
 from minidrama.ingestion import ingest_events
 from minidrama.lake import S3Storage, metrics_key
-from minidrama.metrics import recent_days
 from minidrama.metrics.schema import json_schema
 from tests.conftest import load_event, load_handler
 from tests.metrics_support import event
@@ -51,7 +50,7 @@ def test_scheduled_run_compacts_and_writes_the_recent_days_of_every_app(s3_lake,
     apps = [register_app(s3_lake, "drama-a")[0], register_app(s3_lake, "drama-b", timezone="Asia/Kolkata")[0]]
     now = datetime.now(UTC)
     for app in apps:
-        for day in recent_days(app, now, 3):
+        for day in app.complete_days(now, 3):
             for batch in ("first", "second"):
                 ingest_events(s3_lake, app, _launches(app, day, 5, batch), received_at=now)
     handler = load_handler("metrics")
@@ -63,7 +62,7 @@ def test_scheduled_run_compacts_and_writes_the_recent_days_of_every_app(s3_lake,
     assert sorted(result["app_id"] for result in response["apps"]) == ["drama-a", "drama-b"]
     validator = jsonschema.Draft202012Validator(json_schema())
     for app in apps:
-        for day in recent_days(app, now, 3):
+        for day in app.complete_days(now, 3):
             document = json.loads(s3_lake.get_bytes(metrics_key(app.app_id, day)))
             validator.validate(document)
             assert document["timezone"] == app.timezone

@@ -23,7 +23,6 @@ from pypdf import PdfReader
 from minidrama.config import app_or_default, register_app
 from minidrama.lake import LocalStorage, S3Storage, report_key
 from minidrama.report import report_command, sent_marker_key
-from minidrama.report.delivery import put_if_absent
 from tests.conftest import LambdaContext, load_event, load_handler
 from tests.report_fixtures import write_history
 
@@ -197,8 +196,8 @@ def test_a_bad_date_in_the_trigger_is_named(stack):
 
 def test_the_conditional_put_on_s3_lets_only_one_run_claim(stack):
     key = sent_marker_key("dramaapp", DAY, "lead@studio.example")
-    assert put_if_absent(stack.storage, key, b'{"state": "sending"}') is True
-    assert put_if_absent(stack.storage, key, b'{"state": "sending"}') is False
+    assert stack.storage.put_if_absent(key, b'{"state": "sending"}') is True
+    assert stack.storage.put_if_absent(key, b'{"state": "sending"}') is False
 
 
 # --- minidrama report (local lake, no SES) --------------------------------------------------------

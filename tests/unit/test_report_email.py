@@ -21,7 +21,7 @@ from minidrama.report import (
     deliver_report,
     window_days,
 )
-from minidrama.report.delivery import put_if_absent, recipient_hash, sent_marker_key
+from minidrama.report.delivery import recipient_hash, sent_marker_key
 from tests.report_fixtures import metrics_document
 
 APP = "dramaapp"
@@ -157,7 +157,7 @@ def test_a_recipient_another_run_is_sending_to_is_left_to_it(lake, report):
     # GIVEN another run claimed the recipient a moment ago
     now = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
     claim = {"state": "sending", "at": (now - timedelta(minutes=1)).isoformat()}
-    assert put_if_absent(lake, sent_marker_key(APP, DAY, "a@studio.example"), json.dumps(claim).encode())
+    assert lake.put_if_absent(sent_marker_key(APP, DAY, "a@studio.example"), json.dumps(claim).encode())
     ses = RecordingSes()
     # WHEN this run delivers
     with pytest.raises(DeliveryError, match="being sent to a@studio.example by another run") as raised:
@@ -186,6 +186,6 @@ def test_a_refused_send_is_retried_by_the_next_run(lake, report):
 
 
 def test_put_if_absent_creates_once(lake):
-    assert put_if_absent(lake, "reports/x/sent/1.json", b"{}") is True
-    assert put_if_absent(lake, "reports/x/sent/1.json", b'{"again": 1}') is False
+    assert lake.put_if_absent("reports/x/sent/1.json", b"{}") is True
+    assert lake.put_if_absent("reports/x/sent/1.json", b'{"again": 1}') is False
     assert lake.get_bytes("reports/x/sent/1.json") == b"{}"

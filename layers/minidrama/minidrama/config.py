@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 APP_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # use fullmatch
-_CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
 _EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -77,7 +76,7 @@ def validate_app_settings(app_id: str, timezone: str, currency: str, recipients:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ConfigError(f"timezone {timezone!r} is not an IANA time zone name") from error
-    if not _CURRENCY_PATTERN.fullmatch(currency) or currency not in CURRENCY_CODES:
+    if currency not in CURRENCY_CODES:
         raise ConfigError(f"currency {currency!r} is not an ISO 4217 currency code such as USD")
     validate_recipients(recipients)
 

@@ -270,7 +270,7 @@ class S3Storage:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._full(key))
         except self.client.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if _is_missing(error):
                 return False
             raise
         return True
@@ -281,10 +281,15 @@ class S3Storage:
         try:
             self.client.download_file(self.bucket, self._full(key), str(target))
         except self.client.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if _is_missing(error):
                 raise NotFoundError(key) from error
             raise
         return target
+
+
+def _is_missing(error: Any) -> bool:
+    """Whether an S3 ClientError says the object does not exist (HEAD and GET name it differently)."""
+    return error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
 
 
 def open_lake(location: str | Path | None = None, s3_client: Any = None) -> Storage:

@@ -20,7 +20,7 @@ from minidrama.lake import Storage, metrics_key
 from minidrama.metrics.compaction import compact_partition
 from minidrama.metrics.window import day_window
 
-__all__ = ["compute_days", "compact_days", "document_bytes", "recent_days", "refresh_recent", "RefreshResult"]
+__all__ = ["compute_days", "compact_days", "document_bytes", "refresh_recent", "RefreshResult"]
 
 
 def document_bytes(document: dict) -> bytes:
@@ -49,11 +49,6 @@ def compact_days(storage: Storage, app: AppConfig, days: Iterable[date]) -> int:
     return sum(compact_partition(storage, app.app_id, utc_date, hour) for utc_date, hour in sorted(hours))
 
 
-def recent_days(app: AppConfig, now: datetime, count: int) -> list[date]:
-    """The ``count`` complete calendar days before ``now`` in the app's time zone, oldest first."""
-    return app.complete_days(now, count)
-
-
 @dataclass(frozen=True)
 class RefreshResult:
     app_id: str
@@ -72,6 +67,6 @@ class RefreshResult:
 
 def refresh_recent(storage: Storage, app: AppConfig, now: datetime, count: int) -> RefreshResult:
     """The scheduled job for one app: compact, then recompute, the last ``count`` days."""
-    days = recent_days(app, now, count)
+    days = app.complete_days(now, count)
     compacted = compact_days(storage, app, days)
     return RefreshResult(app.app_id, days, compacted, compute_days(storage, app, days))

@@ -32,7 +32,6 @@ __all__ = [
     "CLAIM_TIMEOUT",
     "sent_marker_key",
     "recipient_hash",
-    "put_if_absent",
     "send_raw",
     "deliver_report",
 ]
@@ -77,11 +76,6 @@ def sent_marker_key(app_id: str, day: Any, recipient: str) -> str:
     return report_key(app_id, day, f"sent/{recipient_hash(recipient)}.json")
 
 
-def put_if_absent(storage: Storage, key: str, data: bytes) -> bool:
-    """Create ``key`` only if it does not exist; True when this call created it."""
-    return storage.put_if_absent(key, data, "application/json")
-
-
 def send_raw(client: Any, sender: str, recipient: str, raw: bytes) -> str:
     """Send a raw MIME message with an SES (``send_raw_email``) or SESv2 (``send_email``) client."""
     if client.meta.service_model.service_name == "sesv2":
@@ -109,19 +103,23 @@ def _read_marker(storage: Storage, key: str) -> dict[str, Any] | None:
         return {"state": "sending", "at": None}  # being written right now by another run
 
 
+def _put_claim(storage: Storage, key: str, recipient: str, now: datetime) -> bool:
+    return storage.put_if_absent(key, _marker("sending", recipient, now), "application/json")
+
+
 def _claim(storage: Storage, key: str, recipient: str, now: datetime) -> str:
     """``claimed``, ``sent`` (someone sent it) or ``in_progress`` (someone is sending it)."""
-    if put_if_absent(storage, key, _marker("sending", recipient, now)):
+    if _put_claim(storage, key, recipient, now):
         return "claimed"
     marker = _read_marker(storage, key)
     if marker is None:  # removed after a failed send between our put and our read
-        return "claimed" if put_if_absent(storage, key, _marker("sending", recipient, now)) else "in_progress"
+        return "claimed" if _put_claim(storage, key, recipient, now) else "in_progress"
     if marker.get("state") == "sent":
         return "sent"
     claimed_at = marker.get("at")
     if claimed_at and now - datetime.fromisoformat(claimed_at) > CLAIM_TIMEOUT:
         storage.delete([key])
-        return "claimed" if put_if_absent(storage, key, _marker("sending", recipient, now)) else "in_progress"
+        return "claimed" if _put_claim(storage, key, recipient, now) else "in_progress"
     return "in_progress"
 
 
