@@ -109,6 +109,7 @@ class MetricsSession:
     rollups: dict[date, _Stored] = field(default_factory=dict)
     _data_days: list[date] = field(default_factory=list)
     _chains: dict[date, str] = field(default_factory=dict)
+    _fingerprints: dict[date, str] = field(default_factory=dict)  # the listing is fixed per session
     _dirty: bool = False
     _garbage: list[str] = field(default_factory=list)  # replaced state files, deleted after the index
 
@@ -176,10 +177,12 @@ class MetricsSession:
         return [info for hour in window.hours for info in self.partitions.get(hour, [])]
 
     def _fingerprint(self, day: date) -> str:
-        digest = hashlib.sha256(f"v{STATE_VERSION}|{self.app.timezone}|{day.isoformat()}".encode())
-        for info in self.day_files(day):
-            digest.update(f"|{info.key}:{info.version}".encode())
-        return digest.hexdigest()
+        if day not in self._fingerprints:
+            digest = hashlib.sha256(f"v{STATE_VERSION}|{self.app.timezone}|{day.isoformat()}".encode())
+            for info in self.day_files(day):
+                digest.update(f"|{info.key}:{info.version}".encode())
+            self._fingerprints[day] = digest.hexdigest()
+        return self._fingerprints[day]
 
     def _local(self, key: str) -> Path:
         if isinstance(self.storage, LocalStorage):
