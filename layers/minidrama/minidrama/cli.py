@@ -14,6 +14,7 @@ from pathlib import Path
 
 from minidrama.config import ConfigError, app_or_default, load_apps, register_app, validate_recipients
 from minidrama.lake import Storage, open_lake
+from minidrama.metrics.exceptions import MetricsError
 
 __all__ = ["main"]
 
@@ -68,6 +69,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compute.add_argument("--to", type=_day, help="last day to compute, YYYY-MM-DD (default: --date)")
 
+    query = commands.add_parser(
+        "query", help="print the range document of any date range (JSON or CSV), from the stored facts"
+    )
+    _add_lake(query)
+    query.add_argument("--app", required=True, help="the app to query")
+    query.add_argument("--from", dest="first", required=True, type=_day, help="first day, YYYY-MM-DD")
+    query.add_argument("--to", dest="last", required=True, type=_day, help="last day, YYYY-MM-DD")
+    query.add_argument(
+        "--segment", nargs="+", metavar="SEG", help="keep only these segments (all, os:ios, region:US, ...)"
+    )
+    query.add_argument(
+        "--format", choices=("json", "csv"), default="json", help="output format (default json)"
+    )
+    query.add_argument("--out", type=Path, metavar="FILE", help="write to FILE instead of standard output")
+
+    export = commands.add_parser(
+        "export", help="print the daily series of a date range as CSV: one row per day, one column per metric"
+    )
+    _add_lake(export)
+    export.add_argument("--app", required=True, help="the app to export")
+    export.add_argument("--from", dest="first", required=True, type=_day, help="first day, YYYY-MM-DD")
+    export.add_argument("--to", dest="last", required=True, type=_day, help="last day, YYYY-MM-DD")
+    export.add_argument("--segment", default="all", metavar="SEG", help="the segment (default all)")
+    export.add_argument(
+        "--metric",
+        nargs="+",
+        metavar="PATH",
+        help="columns by path or prefix, e.g. dashboard.active_users iap_orders.all.gmv"
+        " (default: every series)",
+    )
+    export.add_argument("--out", type=Path, metavar="FILE", help="write to FILE instead of standard output")
+
     report = commands.add_parser("report", help="render the daily report (HTML, PDF, email)")
     _add_lake(report)
     report.add_argument("--app", required=True, help="the app to report on")
@@ -97,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("minidrama").addHandler(logging.NullHandler())
     try:
         return _run(args)
-    except (ConfigError, OSError) as error:
+    except (ConfigError, MetricsError, OSError) as error:
         print(f"minidrama: {error}", file=sys.stderr)
         return 2
     except Exception as error:
@@ -106,6 +139,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"minidrama: {args.lake or 'the lake'}: {error}", file=sys.stderr)
             return 2
         raise
+
+
+def _emit(text: str, out: Path | None) -> int:
+    """Print ``text``, or write it to ``out`` and say where."""
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8", newline="")
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -138,6 +181,22 @@ def _run(args: argparse.Namespace) -> int:
         for key in compute_days(storage, app_or_default(storage, args.app), days):
             print(f"{storage.uri.rstrip('/')}/{key}")
         return 0
+    if args.command == "query":
+        from minidrama.metrics import document_bytes, query_range
+        from minidrama.metrics.tabular import document_csv
+
+        document = query_range(
+            storage, app_or_default(storage, args.app), args.first, args.last, args.segment
+        )
+        if args.format == "csv":
+            return _emit(document_csv(document), args.out)
+        return _emit(document_bytes(document).decode() + "\n", args.out)
+    if args.command == "export":
+        from minidrama.metrics import daily_documents
+        from minidrama.metrics.tabular import series_csv
+
+        documents = daily_documents(storage, app_or_default(storage, args.app), args.first, args.last)
+        return _emit(series_csv(documents, args.segment, args.metric or ()), args.out)
     if args.command == "report":
         from minidrama.report import report_command
 

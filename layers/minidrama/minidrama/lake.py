@@ -9,6 +9,9 @@ Layout (SPEC section 3, plus the project's own areas)::
     events/app_id={app}/dt={YYYY-MM-DD}/hour={HH}/{uuid}.parquet
     quarantine/app_id={app}/dt={YYYY-MM-DD}/{uuid}.jsonl
     metrics/app_id={app}/dt={YYYY-MM-DD}/metrics.json
+    metrics/app_id={app}/week={YYYY-Www}/metrics.json    range documents of complete ISO weeks
+    metrics/app_id={app}/month={YYYY-MM}/metrics.json    and of complete months
+    facts/{table}/app_id={app}/dt={YYYY-MM-DD}/...        stored facts (public; minidrama.metrics.facts)
     reports/app_id={app}/dt={YYYY-MM-DD}/report.html | report.pdf | report.eml
     state/app_id={app}/day_facts/dt={YYYY-MM-DD}/...     per-day facts of the metrics engine
     config/apps.json                                     registered apps (key hashes, settings)
@@ -38,6 +41,8 @@ __all__ = [
     "events_key",
     "quarantine_key",
     "metrics_key",
+    "week_metrics_key",
+    "month_metrics_key",
     "report_key",
     "state_prefix",
     "APPS_CONFIG_KEY",
@@ -72,6 +77,16 @@ def quarantine_key(app_id: str, received: date | str, name: str | None = None) -
 
 def metrics_key(app_id: str, day: date | str) -> str:
     return f"metrics/app_id={app_id}/dt={_iso(day)}/metrics.json"
+
+
+def week_metrics_key(app_id: str, week: str) -> str:
+    """The range document of an ISO week (``YYYY-Www``, Monday first)."""
+    return f"metrics/app_id={app_id}/week={week}/metrics.json"
+
+
+def month_metrics_key(app_id: str, month: str) -> str:
+    """The range document of a calendar month (``YYYY-MM``)."""
+    return f"metrics/app_id={app_id}/month={month}/metrics.json"
 
 
 def report_key(app_id: str, day: date | str, filename: str) -> str:

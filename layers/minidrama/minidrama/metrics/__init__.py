@@ -1,8 +1,13 @@
-"""The daily metrics document (SPEC section 6): computed by DuckDB over the lake.
+"""Metrics documents: the day (SPEC section 6) and any range of days (section 7), by DuckDB.
 
-- ``sql``: every metric, written once as SQL
-- ``document``: assembling the document from query results (pure)
-- ``engine``: the DuckDB session, day facts (state) and reading the lake
+- ``definitions``: every metric, defined once (its SQL and the document keys it fills)
+- ``period``: what a document covers (a day, a range, a week, a month) and its parameters
+- ``document``: assembling a document from the definitions' results (pure)
+- ``facts``: the stored facts, public Parquet tables written for every computed day, and their index
+- ``engine``: the DuckDB session computing days: reading events, the engine's state, writing facts
+- ``ranges``: range documents from the stored facts
+- ``tabular``: documents and daily series as CSV
+- ``sql``: reading a day's events and the engine's state as SQL
 - ``compaction``: one file per hour partition, switched atomically
 - ``window``: calendar days in an app's time zone and the hour partitions that cover them
 - ``schema``: the JSON Schema of the document, and ``validate_document``
@@ -11,16 +16,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from minidrama.config import AppConfig
-from minidrama.lake import Storage, metrics_key
+from minidrama.lake import NotFoundError, Storage, metrics_key, month_metrics_key, week_metrics_key
 from minidrama.metrics.compaction import compact_partition
+from minidrama.metrics.exceptions import InvalidRange, MissingDays
+from minidrama.metrics.facts import FactsIndex
+from minidrama.metrics.period import CalendarPeriod, calendar_periods, days_of
+from minidrama.metrics.schema import read_document
 from minidrama.metrics.window import day_window
 
-__all__ = ["compute_days", "compact_days", "document_bytes", "refresh_recent", "RefreshResult"]
+__all__ = [
+    "compute_days",
+    "compact_days",
+    "document_bytes",
+    "query_range",
+    "daily_documents",
+    "write_calendar_documents",
+    "refresh_recent",
+    "RefreshResult",
+]
 
 
 def document_bytes(document: dict) -> bytes:
@@ -28,18 +47,81 @@ def document_bytes(document: dict) -> bytes:
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False).encode()
 
 
-def compute_days(storage: Storage, app: AppConfig, days: Iterable[date]) -> list[str]:
-    """Compute and write the metrics documents of ``days`` (in date order); returns their keys."""
+def compute_days(
+    storage: Storage, app: AppConfig, days: Iterable[date], now: datetime | None = None
+) -> list[str]:
+    """Compute and write the metrics documents of ``days`` (in date order), then the week and
+    month documents that contain them where those are complete (by ``now``) and every day of
+    them is computed; returns the keys written."""
     # DuckDB is imported only here: readers of documents (the report) don't ship it.
     from minidrama.metrics.engine import MetricsSession
 
     keys = []
+    computed = sorted(set(days))
     with MetricsSession.open(storage, app) as session:
-        for day in sorted(set(days)):
+        for day in computed:
             document = session.document(day)
             key = metrics_key(app.app_id, day)
             storage.put_bytes(key, document_bytes(document), "application/json")
             keys.append(key)
+    return keys + write_calendar_documents(storage, app, computed, now or datetime.now(UTC))
+
+
+def query_range(
+    storage: Storage,
+    app: AppConfig,
+    first: date,
+    last: date,
+    segments: Sequence[str] | None = None,
+    generated_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The range document of [first, last] from the stored facts (see :mod:`minidrama.metrics.ranges`)."""
+    from minidrama.metrics import ranges
+
+    return ranges.query_range(storage, app, first, last, segments, generated_at)
+
+
+def daily_documents(storage: Storage, app: AppConfig, first: date, last: date) -> dict[date, dict[str, Any]]:
+    """The stored daily documents of [first, last]; every day must have been computed."""
+    if first > last:
+        raise InvalidRange(f"the range starts on {first.isoformat()}, after its last day {last.isoformat()}")
+    documents: dict[date, dict[str, Any]] = {}
+    missing = []
+    for day in days_of(first, last):
+        try:
+            documents[day] = read_document(storage.get_bytes(metrics_key(app.app_id, day)))
+        except NotFoundError:
+            missing.append(day)
+    if missing:
+        raise MissingDays(app.app_id, missing)
+    return documents
+
+
+def _calendar_key(app: AppConfig, period: CalendarPeriod) -> str:
+    if period.kind == "week":
+        return week_metrics_key(app.app_id, period.label)
+    return month_metrics_key(app.app_id, period.label)
+
+
+def complete_calendar_periods(app: AppConfig, days: Iterable[date], now: datetime) -> list[CalendarPeriod]:
+    """The weeks and months containing any of ``days`` that have ended in the app's time zone."""
+    today = now.astimezone(app.zone).date()
+    return [period for period in calendar_periods(sorted(set(days))) if period.last < today]
+
+
+def write_calendar_documents(
+    storage: Storage, app: AppConfig, days: Iterable[date], now: datetime
+) -> list[str]:
+    """(Re)write the week and month documents containing ``days`` that are complete and fully computed."""
+    index = FactsIndex.load(storage, app.app_id, app.timezone)
+    keys = []
+    for period in complete_calendar_periods(app, days, now):
+        if not all(day in index.days for day in days_of(period.first, period.last)):
+            continue
+        document = query_range(storage, app, period.first, period.last, generated_at=now)
+        key = _calendar_key(app, period)
+        storage.put_bytes(key, document_bytes(document), "application/json")
+        keys.append(key)
     return keys
 
 
@@ -66,7 +148,19 @@ class RefreshResult:
 
 
 def refresh_recent(storage: Storage, app: AppConfig, now: datetime, count: int) -> RefreshResult:
-    """The scheduled job for one app: compact, then recompute, the last ``count`` days."""
+    """The scheduled job for one app: compact, then recompute, the last ``count`` days.
+
+    A week or month that has ended gets its document: days of it never computed before (before
+    the app's first events, say) are computed with it.
+    """
     days = app.complete_days(now, count)
     compacted = compact_days(storage, app, days)
-    return RefreshResult(app.app_id, days, compacted, compute_days(storage, app, days))
+    index = FactsIndex.load(storage, app.app_id, app.timezone)
+    never_computed = {
+        day
+        for period in complete_calendar_periods(app, days, now)
+        for day in days_of(period.first, period.last)
+        if day not in index.days and day not in days
+    }
+    documents = compute_days(storage, app, [*days, *never_computed], now)
+    return RefreshResult(app.app_id, days, compacted, documents)

@@ -39,12 +39,15 @@ import duckdb
 
 from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage, NotFoundError, ObjectInfo, Storage, state_prefix
+from minidrama.metrics import facts as stored
 from minidrama.metrics import sql
 from minidrama.metrics.compaction import event_files_by_partition
-from minidrama.metrics.document import LTV_DAYS, RETENTION_DAYS, build_document
+from minidrama.metrics.definitions import DEFINITIONS
+from minidrama.metrics.document import build_document
+from minidrama.metrics.period import Period
 from minidrama.metrics.window import day_window, days_with_data
 
-__all__ = ["MetricsSession", "connect"]
+__all__ = ["MetricsSession", "connect", "run_definitions"]
 
 STATE_VERSION = 2
 LAMBDA_MB_PER_VCPU = 1769
@@ -81,6 +84,17 @@ def _rows(connection: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, A
     return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
 
 
+def run_definitions(
+    connection: duckdb.DuckDBPyConnection, period: Period
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Every definition's queries for ``period``, over the relations bound in ``connection``."""
+    return {
+        (definition.name, name): _rows(connection, query)
+        for definition in DEFINITIONS
+        for name, query in definition.queries(period).items()
+    }
+
+
 def _quote(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -110,6 +124,7 @@ class MetricsSession:
     _data_days: list[date] = field(default_factory=list)
     _chains: dict[date, str] = field(default_factory=dict)
     _fingerprints: dict[date, str] = field(default_factory=dict)  # the listing is fixed per session
+    facts_index: stored.FactsIndex = field(init=False)
     _dirty: bool = False
     _garbage: list[str] = field(default_factory=list)  # replaced state files, deleted after the index
 
@@ -121,6 +136,7 @@ class MetricsSession:
             session = cls(storage, app, workdir)
             session.partitions = event_files_by_partition(storage, app.app_id)
             session._data_days = sorted(days_with_data(session.partitions, app.timezone))
+            session.facts_index = stored.FactsIndex.load(storage, app.app_id, app.timezone)
             session._load_index()
             yield session
             session.save_index()
@@ -130,12 +146,14 @@ class MetricsSession:
     # --- the document -------------------------------------------------------------------------
 
     def document(self, day: date, generated_at: datetime | None = None) -> dict[str, Any]:
-        """The metrics document of ``day`` (SPEC section 6)."""
+        """The metrics document of ``day`` (SPEC section 6); the day's facts are stored on the way."""
+        period = Period.day(day)
         previous = self._rollup(day - timedelta(days=1))
-        cohort_days = sorted(
-            {day - timedelta(days=offset) for offset in (*RETENTION_DAYS, *LTV_DAYS)} - {day}
-        )
-        cohort_facts = [self._fresh_facts(cohort) for cohort in cohort_days if cohort in self._data_days]
+        cohort_facts = [
+            self._fresh_facts(cohort)
+            for cohort in period.cohort_days
+            if cohort != day and cohort in self._data_days
+        ]
         connection = connect()
         try:
             self._load_day(connection, day)
@@ -152,22 +170,46 @@ class MetricsSession:
             connection.execute("INSERT INTO cohort_launches SELECT ?, * FROM day_launches", [day])
             for statement in sql.prepare_sql(day):
                 connection.execute(statement)
-            self._store_rollup(connection, day, "user_first", "orders")
-            queries = sql.metric_queries(
-                day,
-                [day - timedelta(days=offset) for offset in RETENTION_DAYS],
-                [day - timedelta(days=offset) for offset in LTV_DAYS],
-            )
-            results = {name: _rows(connection, query) for name, query in queries.items()}
+            self._store_rollup(connection, day, "user_first", "history_orders")
+            self._store_public_facts(connection, day)
+            results = run_definitions(connection, period)
         finally:
             connection.close()
         return build_document(
             app_id=self.app.app_id,
-            day=day,
+            period=period,
             timezone=self.app.timezone,
             currency=self.app.currency,
             generated_at=generated_at or datetime.now(UTC),
             results=results,
+        )
+
+    def _store_public_facts(self, connection: duckdb.DuckDBPyConnection, day: date) -> None:
+        """Build, write and index the day's stored facts; bind them for the definitions."""
+        literal = f"DATE '{day.isoformat()}'"
+        written = {}
+        for table, query in stored.build_sql(day).items():
+            connection.execute(f"CREATE OR REPLACE TABLE fact_{table} AS {query}")
+            local = self.workdir / "out" / "facts" / f"{table}-{day.isoformat()}.parquet"
+            local.parent.mkdir(parents=True, exist_ok=True)
+            connection.execute(f"COPY fact_{table} TO {_quote(local)} (FORMAT parquet, COMPRESSION zstd)")
+            data = local.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            key = stored.facts_key(table, self.app.app_id, day, digest)
+            self.storage.put_bytes(key, data)
+            written[table] = stored.FactsFile(key, digest, len(data))
+            connection.execute(
+                f"CREATE OR REPLACE VIEW {table} AS SELECT {literal} AS day, * FROM fact_{table}"
+            )
+        replaced = self.facts_index.days.get(day, {})
+        self._garbage.extend(
+            entry.key for table, entry in replaced.items() if written.get(table, entry).key != entry.key
+        )
+        self.facts_index.days[day] = written
+        self._dirty = True
+        connection.execute(
+            "CREATE OR REPLACE VIEW recharges AS SELECT day, user_id, amount FROM history_orders"
+            " WHERE event_name = 'recharge_order'"
         )
 
     # --- events of one day --------------------------------------------------------------------
@@ -378,6 +420,12 @@ class MetricsSession:
             for e in entries.values()
             for key in e.files.values()
         }
+        present |= {
+            info.key
+            for table in stored.TABLES
+            for info in self.storage.list(stored.table_prefix(table, self.app.app_id))
+        }
+        named |= self.facts_index.keys()
         orphans = sorted(present - named)
         if orphans:
             self._garbage.extend(orphans)
@@ -400,6 +448,9 @@ class MetricsSession:
                 for area, entries in (("day_facts", self.facts), ("rollups", self.rollups))
             },
         }
+        self.storage.put_bytes(
+            stored.facts_index_key(self.app.app_id), self.facts_index.to_bytes(), "application/json"
+        )
         self.storage.put_bytes(self._index_key, json.dumps(body, indent=1).encode(), "application/json")
         self._dirty = False
         # Only once the index no longer names them: a stop in between leaves files, not holes.

@@ -1,0 +1,830 @@
+"""Every metric, defined once: its SQL and the document keys it fills, for a day and for a range.
+
+Each definition is one class: :meth:`Definition.queries` gives its SQL for a :class:`Period` (the
+portable subset: CTEs, window functions, CASE, UNION ALL, VALUES; the engine-specific median sits
+behind :func:`median`), and :meth:`Definition.fill` turns that SQL's rows for one segment into the
+document keys it owns. A day's document (SPEC section 6) and a range's (section 7) run the same
+SQL; only the period's parameters differ, and retention and LTV have a day form and a range form.
+
+The SQL reads these relations, which the engine binds to one day's facts (the daily computation)
+or to the stored facts of a range (see :mod:`minidrama.metrics.facts` for their meaning); each
+fact relation has a ``day`` column:
+
+``user_days``, ``entry_points``, ``session_ends``, ``event_counts``, ``orders``
+    the facts of the period's days.
+``segment_totals(segment, total_users)``
+    the total users of every segment up to the last day.
+``first_launch(user_id, first_day)``
+    the first successful launch ever of (at least) every user with a launch on a cohort day.
+``first_recharge(user_id, first_day)``
+    the first recharge order ever of (at least) every user with an order in the period, up to the
+    last day.
+``cohort_launches(day, user_id, os, region)``
+    successful launches (one row per user, os and region) of the cohort days (:attr:`Period.cohort_days`).
+``recharges(day, user_id, amount)``
+    recharge orders of the days LTV revenue windows cover.
+
+Segments: an event (or a row carrying os and region) belongs to ``all``, to ``os:<os>`` and to
+``region:<region>``; :func:`by_segment` expands rows into those three.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, ClassVar
+
+from minidrama.metrics.period import LTV_DAYS, RETENTION_DAYS, Period
+from minidrama.schema import FUNNEL_PAGE_VIEWS
+
+__all__ = [
+    "Definition",
+    "DEFINITIONS",
+    "SegmentResults",
+    "by_segment",
+    "median",
+    "money",
+    "ratio",
+    "segment_order",
+]
+
+Row = Mapping[str, Any]
+Fragment = dict[str, Any]  # module -> its keys (or its whole value)
+
+ORDER_TYPES = {"recharge": "recharge_order", "redeem": "redeem_order"}
+PAYER_GROUPS = ("all", "new_payers", "returning_payers")
+PROFILE_ATTRIBUTES = {"gender": "gender", "age_group": "age_group", "region": "region"}
+DEVICE_ATTRIBUTES = {"brand": "device_brand", "model": "device_model", "tiktok_version": "tiktok_version"}
+_CENT = Decimal("0.01")
+
+# --- SQL helpers ------------------------------------------------------------------------------
+
+
+def median(expression: str) -> str:
+    """Exact median (the mean of the two middle values for an even count; NULL for none).
+
+    DuckDB's ``median`` is exact and averages the middle pair for numeric input. Other engines
+    need a window-function form; keep every median behind this function so that only it changes.
+    """
+    return f"median(CAST({expression} AS DOUBLE))"
+
+
+def by_segment(relation: str, columns: str) -> str:
+    """Rows of ``relation`` (which has ``os`` and ``region``) once per segment they belong to."""
+    return (
+        f"(SELECT 'all' AS segment, {columns} FROM {relation}"
+        f" UNION ALL SELECT 'os:' || os AS segment, {columns} FROM {relation}"
+        f" UNION ALL SELECT 'region:' || region AS segment, {columns} FROM {relation})"
+    )
+
+
+def _date(day: date) -> str:
+    return f"DATE '{day.isoformat()}'"
+
+
+def _dates(days: Iterable[date]) -> str:
+    listed = ", ".join(_date(day) for day in sorted(set(days)))
+    return listed or "NULL"
+
+
+def _values(alias: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]]) -> str:
+    """A derived table of literal rows (``columns`` are (name, SQL type)); empty when no rows."""
+    names = ", ".join(name for name, _type in columns)
+    if not rows:
+        nulls = ", ".join(f"CAST(NULL AS {sql_type}) AS {name}" for name, sql_type in columns)
+        return f"(SELECT {nulls} WHERE 1 = 0) AS {alias}"
+    listed = ", ".join("(" + ", ".join(row) + ")" for row in rows)
+    return f"(VALUES {listed}) AS {alias}({names})"
+
+
+# --- document conventions (SPEC section 6) ----------------------------------------------------
+
+
+def money(value: Decimal | int | float | None) -> float:
+    """A money amount as a JSON number rounded to 2 decimals; a sum over nothing is 0.0."""
+    if value is None:
+        return 0.0
+    return float(Decimal(value).quantize(_CENT, rounding=ROUND_HALF_UP))
+
+
+def ratio(numerator: float | int | Decimal | None, denominator: float | int | Decimal | None) -> float | None:
+    """numerator / denominator as a float, or None when the denominator is 0 (or missing)."""
+    if not denominator:
+        return None
+    return float(numerator or 0) / float(denominator)
+
+
+def money_ratio(numerator: Decimal | None, denominator: int | None) -> float | None:
+    if not denominator:
+        return None
+    return money(Decimal(numerator or 0) / Decimal(denominator))
+
+
+def _count(value: Any) -> int:
+    return int(value or 0)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def segment_order(segments: Iterable[str]) -> list[str]:
+    """``all`` first, then ``os:`` and ``region:`` segments, each alphabetical."""
+
+    def key(segment: str) -> tuple[int, str]:
+        kind = segment.split(":", 1)[0]
+        return ({"all": 0, "os": 1, "region": 2}.get(kind, 3), segment)
+
+    return sorted(set(segments), key=key)
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+class SegmentResults:
+    """The rows of every definition's queries for one segment."""
+
+    def __init__(self, rows: Mapping[tuple[str, str], Mapping[str, list[Row]]], segment: str) -> None:
+        self._rows = rows
+        self.segment = segment
+
+    def rows(self, definition: Definition, query: str = "main") -> list[Row]:
+        return list(self._rows[(definition.name, query)].get(self.segment, []))
+
+    def one(self, definition: Definition, query: str = "main") -> Row:
+        found = self.rows(definition, query)
+        return found[0] if found else {}
+
+
+def group_by_segment(rows: Iterable[Row]) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row["segment"]].append(row)
+    return grouped
+
+
+class Definition:
+    """One metric (or a few computed together): its SQL and the document keys it fills."""
+
+    name: ClassVar[str]
+
+    def queries(self, period: Period) -> dict[str, str]:
+        """Named queries; each returns rows with a ``segment`` column."""
+        raise NotImplementedError
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        """The document keys this definition owns, for the segment of ``results``."""
+        raise NotImplementedError
+
+
+# --- the definitions --------------------------------------------------------------------------
+
+
+class Segments(Definition):
+    """``all``, and one ``os:`` / ``region:`` segment per value seen in any known-name event of the
+    period (launch attempts, session ends, page views, standing orders)."""
+
+    name = "segments"
+
+    def queries(self, period: Period) -> dict[str, str]:
+        pairs = "(SELECT DISTINCT os, region FROM event_counts) AS pairs"
+        return {
+            "main": f"SELECT 'all' AS segment UNION SELECT segment FROM {by_segment(pairs, 'os')} AS expanded"
+        }
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        return {}
+
+
+class TotalUsers(Definition):
+    """Distinct users with a launch in the segment on any day up to the last day.
+
+    Counted over all history when a day is computed (:meth:`stored_sql`, kept in the day's facts as
+    ``segment_totals``); a period reads the totals of its last day.
+    """
+
+    name = "total_users"
+
+    @staticmethod
+    def stored_sql(day: date) -> str:
+        """Every segment's total users up to ``day``, from ``user_first(user_id, os, region, first_day)``."""
+        launched = f"(SELECT user_id, os, region FROM user_first WHERE first_day <= {_date(day)}) AS launched"
+        return f"""
+            SELECT segment, count(DISTINCT user_id) AS total_users
+            FROM {by_segment(launched, "user_id")} AS expanded
+            GROUP BY segment
+        """
+
+    def queries(self, period: Period) -> dict[str, str]:
+        return {"main": "SELECT segment, total_users FROM segment_totals"}
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        total = _count(results.one(self).get("total_users"))
+        return {"dashboard": {"total_users": total}, "behavior": {"total_users": total}}
+
+
+class Users(Definition):
+    """Active, new and repeat users, visits, and user durations (their median, effectively active)."""
+
+    name = "users"
+
+    def queries(self, period: Period) -> dict[str, str]:
+        return {
+            "main": f"""
+                WITH combos AS (
+                    SELECT user_id, os, region, sum(launches) AS launches, sum(duration_ms) AS duration_ms
+                    FROM user_days GROUP BY user_id, os, region
+                ), per_user AS (
+                    SELECT segment, user_id, sum(launches) AS launches, sum(duration_ms) AS duration
+                    FROM {by_segment("combos", "user_id, launches, duration_ms")} AS expanded
+                    GROUP BY segment, user_id
+                ), active AS (
+                    SELECT per_user.segment, per_user.launches, per_user.duration,
+                           CASE WHEN first_launch.first_day >= {_date(period.first)} THEN 1 ELSE 0 END
+                               AS is_new
+                    FROM per_user JOIN first_launch ON first_launch.user_id = per_user.user_id
+                    WHERE per_user.launches > 0
+                )
+                SELECT segment,
+                       count(*) AS active_users,
+                       sum(is_new) AS new_users,
+                       sum(CASE WHEN launches >= 2 THEN 1 ELSE 0 END) AS repeat_users,
+                       sum(launches) AS visit_count,
+                       {median("duration")} AS median_duration_per_user_ms,
+                       sum(CASE WHEN duration > 0 THEN 1 ELSE 0 END) AS effectively_active_users
+                FROM active
+                GROUP BY segment
+            """
+        }
+
+    def active_users(self, results: SegmentResults) -> int:
+        return _count(results.one(self).get("active_users"))
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        row = results.one(self)
+        active_users = self.active_users(results)
+        new_users = _count(row.get("new_users"))
+        visit_count = _count(row.get("visit_count"))
+        median_per_user = _number(row.get("median_duration_per_user_ms"))
+        return {
+            "dashboard": {
+                "active_users": active_users,
+                "new_users": new_users,
+                "median_duration_per_user_ms": median_per_user,
+            },
+            "behavior": {
+                "new_users": new_users,
+                "repeat_users": _count(row.get("repeat_users")),
+                "visit_count": visit_count,
+                "average_visit_count": ratio(visit_count, active_users),
+                "median_duration_per_user_ms": median_per_user,
+                "active_users": active_users,
+                "effectively_active_users": _count(row.get("effectively_active_users")),
+            },
+        }
+
+
+class Sessions(Definition):
+    """The median duration of the period's session ends."""
+
+    name = "sessions"
+
+    def queries(self, period: Period) -> dict[str, str]:
+        return {
+            "main": f"""
+                SELECT segment, {median("duration_ms")} AS median_duration_per_session_ms
+                FROM {by_segment("session_ends", "duration_ms")} AS expanded
+                GROUP BY segment
+            """
+        }
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        median_per_session = _number(results.one(self).get("median_duration_per_session_ms"))
+        return {"behavior": {"median_duration_per_session_ms": median_per_session}}
+
+
+class Retention(Definition):
+    """Cohorts (new / active users of a day in the segment) and who of them launched N days later
+    in any segment. A day reports dN of the cohort of D - N; a range, every cohort day of it."""
+
+    name = "retention"
+
+    def queries(self, period: Period) -> dict[str, str]:
+        cohort_dates = sorted({pair.cohort_date for pair in period.retention_pairs} | set(period.days))
+        if period.kind == "day":
+            cohort_dates = sorted({pair.cohort_date for pair in period.retention_pairs})
+        pairs = _values(
+            "pairs",
+            (("cohort_date", "DATE"), ("offset_days", "INTEGER"), ("return_date", "DATE")),
+            [(_date(p.cohort_date), str(p.offset), _date(p.return_date)) for p in period.retention_pairs],
+        )
+        return {
+            "main": f"""
+                WITH cohort_rows AS (
+                    SELECT cohort_launches.day AS cohort_date, cohort_launches.user_id,
+                           cohort_launches.os, cohort_launches.region,
+                           CASE WHEN first_launch.first_day = cohort_launches.day THEN 1 ELSE 0 END AS is_new
+                    FROM cohort_launches
+                    JOIN first_launch ON first_launch.user_id = cohort_launches.user_id
+                    WHERE cohort_launches.day IN ({_dates(cohort_dates)})
+                ), members AS (
+                    SELECT DISTINCT segment, cohort_date, user_id, is_new
+                    FROM {by_segment("cohort_rows", "cohort_date, user_id, is_new")} AS expanded
+                ), returned AS (
+                    SELECT DISTINCT day, user_id FROM cohort_launches
+                ), retained AS (
+                    SELECT members.segment, members.cohort_date, pairs.offset_days, members.is_new
+                    FROM members
+                    JOIN {pairs} ON pairs.cohort_date = members.cohort_date
+                    JOIN returned
+                      ON returned.user_id = members.user_id AND returned.day = pairs.return_date
+                )
+                SELECT segment, cohort_date, CAST(NULL AS INTEGER) AS offset_days,
+                       count(*) AS active_users, sum(is_new) AS new_users
+                FROM members GROUP BY segment, cohort_date
+                UNION ALL
+                SELECT segment, cohort_date, offset_days, count(*) AS active_users, sum(is_new) AS new_users
+                FROM retained GROUP BY segment, cohort_date, offset_days
+            """
+        }
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        sizes: dict[tuple[str, date], int] = {}
+        retained: dict[tuple[str, date, int], int] = {}
+        for row in results.rows(self):
+            for kind in ("new", "active"):
+                count = _count(row[f"{kind}_users"])
+                if row["offset_days"] is None:
+                    sizes[(kind, row["cohort_date"])] = count
+                else:
+                    retained[(kind, row["cohort_date"], int(row["offset_days"]))] = count
+        if period.kind == "day":
+            return {"retention": self._day(period, sizes, retained)}
+        return {"retention": self._range(period, sizes, retained)}
+
+    @staticmethod
+    def _day(period: Period, sizes: Mapping, retained: Mapping) -> dict[str, Any]:
+        retention: dict[str, dict[str, Any]] = {"new": {}, "active": {}}
+        for pair in period.retention_pairs:
+            for kind in ("new", "active"):
+                size = sizes.get((kind, pair.cohort_date), 0)
+                back = retained.get((kind, pair.cohort_date, pair.offset), 0)
+                retention[kind][f"d{pair.offset}"] = {
+                    "cohort_date": pair.cohort_date.isoformat(),
+                    "cohort_size": size,
+                    "retained": back,
+                    "rate": ratio(back, size),
+                }
+        return retention
+
+    @staticmethod
+    def _range(period: Period, sizes: Mapping, retained: Mapping) -> dict[str, Any]:
+        measured = {(pair.cohort_date, pair.offset) for pair in period.retention_pairs}
+        retention: dict[str, Any] = {}
+        for kind in ("new", "active"):
+            cohorts = []
+            totals = {offset: [0, 0] for offset in RETENTION_DAYS}
+            for cohort_date in period.days:
+                size = sizes.get((kind, cohort_date), 0)
+                row: dict[str, Any] = {"cohort_date": cohort_date.isoformat(), "cohort_size": size}
+                for offset in RETENTION_DAYS:
+                    if (cohort_date, offset) not in measured:
+                        row[f"d{offset}"] = None
+                        continue
+                    back = retained.get((kind, cohort_date, offset), 0)
+                    row[f"d{offset}"] = {"retained": back, "rate": ratio(back, size)}
+                    totals[offset][0] += size
+                    totals[offset][1] += back
+                cohorts.append(row)
+            retention[kind] = {
+                "cohorts": cohorts,
+                **{
+                    f"d{offset}": {"cohort_size": size, "retained": back, "rate": ratio(back, size)}
+                    for offset, (size, back) in totals.items()
+                },
+            }
+        return retention
+
+
+class Attributes(Definition):
+    """Profile and device: the new / active users of the period by their latest launch's attributes."""
+
+    name = "attributes"
+    _COLUMNS = (
+        "latest_launch_time, latest_launch_event_id,"
+        " gender, age_group, device_brand, device_model, tiktok_version"
+    )
+
+    def queries(self, period: Period) -> dict[str, str]:
+        attributes = {**PROFILE_ATTRIBUTES, **DEVICE_ATTRIBUTES}
+        values = " UNION ALL ".join(
+            f"SELECT segment, is_new, '{name}' AS attribute, {column} AS value FROM latest"
+            for name, column in attributes.items()
+        )
+        return {
+            "main": f"""
+                WITH combos AS (
+                    SELECT user_id, os, region, {self._COLUMNS}, row_number() OVER (
+                        PARTITION BY user_id, os, region
+                        ORDER BY latest_launch_time DESC, latest_launch_event_id DESC
+                    ) AS combo_recency
+                    FROM user_days WHERE launches > 0
+                ), latest_combos AS (
+                    SELECT * FROM combos WHERE combo_recency = 1
+                ), ranked AS (
+                    SELECT expanded.*, row_number() OVER (
+                        PARTITION BY segment, user_id
+                        ORDER BY latest_launch_time DESC, latest_launch_event_id DESC
+                    ) AS recency
+                    FROM {by_segment("latest_combos", "user_id, region, " + self._COLUMNS)} AS expanded
+                ), latest AS (
+                    SELECT ranked.*,
+                           CASE WHEN first_launch.first_day >= {_date(period.first)} THEN 1 ELSE 0 END
+                               AS is_new
+                    FROM ranked JOIN first_launch ON first_launch.user_id = ranked.user_id
+                    WHERE recency = 1
+                ), attribute_values AS ({values})
+                SELECT segment, attribute, coalesce(value, 'unknown') AS value,
+                       count(*) AS active_users, sum(is_new) AS new_users
+                FROM attribute_values
+                GROUP BY segment, attribute, coalesce(value, 'unknown')
+            """
+        }
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        breakdowns: dict[str, dict[str, dict[str, dict[str, int]]]] = {
+            module: {kind: {name: {} for name in names} for kind in ("new", "active")}
+            for module, names in (("profile", PROFILE_ATTRIBUTES), ("device", DEVICE_ATTRIBUTES))
+        }
+        rows = sorted(
+            results.rows(self), key=lambda row: (row["attribute"], -_count(row["active_users"]), row["value"])
+        )
+        for row in rows:
+            module = "profile" if row["attribute"] in PROFILE_ATTRIBUTES else "device"
+            for kind in ("new", "active"):
+                users = _count(row[f"{kind}_users"])
+                if users:
+                    breakdowns[module][kind][row["attribute"]][row["value"]] = users
+        return dict(breakdowns)
+
+
+class EntryPoints(Definition):
+    """Per entry point: active and new users who launched through it, launch sessions, and the mean
+    duration of the session ends whose session a launch through it opened (in any segment)."""
+
+    name = "entry_points"
+
+    def queries(self, period: Period) -> dict[str, str]:
+        return {
+            "main": f"""
+                WITH combos AS (
+                    SELECT user_id, os, region, entry_point, sum(launches) AS launches
+                    FROM entry_points GROUP BY user_id, os, region, entry_point
+                ), segment_launches AS (
+                    SELECT expanded.segment, expanded.entry_point, expanded.user_id, expanded.launches,
+                           CASE WHEN first_launch.first_day >= {_date(period.first)} THEN expanded.user_id END
+                               AS new_user_id
+                    FROM {by_segment("combos", "user_id, entry_point, launches")} AS expanded
+                    JOIN first_launch ON first_launch.user_id = expanded.user_id
+                ), launch_counts AS (
+                    SELECT segment, entry_point,
+                           count(DISTINCT user_id) AS active_users,
+                           count(DISTINCT new_user_id) AS new_users,
+                           sum(launches) AS launch_sessions
+                    FROM segment_launches
+                    GROUP BY segment, entry_point
+                ), entry_sessions AS (
+                    SELECT DISTINCT entry_point, session_id FROM entry_points
+                ), session_durations AS (
+                    SELECT expanded.segment, entry_sessions.entry_point,
+                           avg(CAST(expanded.duration_ms AS DOUBLE)) AS average_duration_per_session_ms
+                    FROM {by_segment("session_ends", "session_id, duration_ms")} AS expanded
+                    JOIN entry_sessions ON entry_sessions.session_id = expanded.session_id
+                    GROUP BY expanded.segment, entry_sessions.entry_point
+                )
+                SELECT launch_counts.segment, launch_counts.entry_point, launch_counts.active_users,
+                       launch_counts.new_users, launch_counts.launch_sessions,
+                       session_durations.average_duration_per_session_ms
+                FROM launch_counts
+                LEFT JOIN session_durations
+                  ON session_durations.segment = launch_counts.segment
+                 AND session_durations.entry_point = launch_counts.entry_point
+            """
+        }
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        rows = sorted(
+            results.rows(self), key=lambda row: (-_count(row["launch_sessions"]), row["entry_point"])
+        )
+        return {
+            "entry_points": {
+                row["entry_point"]: {
+                    "active_users": _count(row["active_users"]),
+                    "new_users": _count(row["new_users"]),
+                    "launch_sessions": _count(row["launch_sessions"]),
+                    "average_duration_per_session_ms": _number(row["average_duration_per_session_ms"]),
+                }
+                for row in rows
+            }
+        }
+
+
+class Funnel(Definition):
+    """Page views of each stage, then orders (recharge or redeem), with the rates between stages."""
+
+    name = "funnel"
+
+    def queries(self, period: Period) -> dict[str, str]:
+        stages = ", ".join(f"'{stage}'" for stage in (*FUNNEL_PAGE_VIEWS, *ORDER_TYPES.values()))
+        stage_rows = (
+            f"(SELECT os, region, event_name, events FROM event_counts WHERE event_name IN ({stages}))"
+        )
+        return {
+            "main": f"""
+                SELECT segment, event_name AS stage, sum(events) AS pv
+                FROM {by_segment(stage_rows + " AS stage_rows", "event_name, events")} AS expanded
+                GROUP BY segment, event_name
+            """
+        }
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        page_views = {row["stage"]: _count(row["pv"]) for row in results.rows(self)}
+        funnel = {}
+        for order_type, order_event in ORDER_TYPES.items():
+            stages = [*FUNNEL_PAGE_VIEWS, order_event]
+            counts = [page_views.get(stage, 0) for stage in stages]
+            funnel[order_type] = [
+                {
+                    "stage": stage,
+                    "pv": pv,
+                    "rate_from_previous": None if index == 0 else ratio(pv, counts[index - 1]),
+                    "rate_from_first": ratio(pv, counts[0]),
+                }
+                for index, (stage, pv) in enumerate(zip(stages, counts, strict=True))
+            ]
+        return {"funnel": funnel}
+
+
+def _payer_orders(period: Period) -> str:
+    """The period's orders with their user's payer group: ``new_payers`` when the user's first
+    recharge ever is in the period, ``returning_payers`` when before it, none when never (up to
+    the last day)."""
+    first, last = _date(period.first), _date(period.last)
+    return f"""
+        SELECT orders.os, orders.region, orders.event_name, orders.amount, orders.product_id,
+               CASE WHEN first_recharge.first_day >= {first} AND first_recharge.first_day <= {last}
+                        THEN 'new_payers'
+                    WHEN first_recharge.first_day < {first} THEN 'returning_payers' END AS payer_group
+        FROM orders
+        LEFT JOIN first_recharge ON first_recharge.user_id = orders.user_id
+    """
+
+
+class Orders(Definition):
+    """GMV, average GMV, recharge and redeem orders and the top 10 redeemed products, for all orders
+    and by payer group."""
+
+    name = "orders"
+
+    def queries(self, period: Period) -> dict[str, str]:
+        grouped = f"""
+            payer_orders AS ({_payer_orders(period)}),
+            grouped AS (
+                SELECT os, region, 'all' AS payer_group, event_name, amount, product_id FROM payer_orders
+                UNION ALL
+                SELECT os, region, payer_group, event_name, amount, product_id FROM payer_orders
+                WHERE payer_group IS NOT NULL
+            )
+        """
+        return {
+            "main": f"""
+                WITH {grouped}
+                SELECT segment, payer_group,
+                       sum(CASE WHEN event_name = 'recharge_order' THEN amount END) AS gmv,
+                       sum(CASE WHEN event_name = 'recharge_order' THEN 1 ELSE 0 END) AS recharge_orders,
+                       sum(CASE WHEN event_name = 'redeem_order' THEN 1 ELSE 0 END) AS redeem_orders
+                FROM {by_segment("grouped", "payer_group, event_name, amount")} AS expanded
+                GROUP BY segment, payer_group
+            """,
+            "top_products": f"""
+                WITH {grouped}, counted AS (
+                    SELECT segment, payer_group, product_id, count(*) AS orders
+                    FROM {by_segment("grouped", "payer_group, event_name, product_id")} AS expanded
+                    WHERE event_name = 'redeem_order'
+                    GROUP BY segment, payer_group, product_id
+                ), ranked AS (
+                    SELECT counted.*, row_number() OVER (
+                        PARTITION BY segment, payer_group ORDER BY orders DESC, product_id
+                    ) AS position
+                    FROM counted
+                )
+                SELECT segment, payer_group, product_id, orders, position
+                FROM ranked WHERE position <= 10
+            """,
+        }
+
+    def gmv(self, results: SegmentResults, payer_group: str = "all") -> Decimal | None:
+        return next(
+            (row["gmv"] for row in results.rows(self) if row["payer_group"] == payer_group),
+            None,
+        )
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        by_group = {row["payer_group"]: row for row in results.rows(self)}
+        top: dict[str, list[Row]] = defaultdict(list)
+        for row in results.rows(self, "top_products"):
+            top[row["payer_group"]].append(row)
+        orders = {}
+        for group in PAYER_GROUPS:
+            row = by_group.get(group, {})
+            gmv = row.get("gmv")
+            recharge_orders = _count(row.get("recharge_orders"))
+            orders[group] = {
+                "gmv": money(gmv),
+                "average_gmv": money_ratio(gmv, recharge_orders),
+                "recharge_orders": recharge_orders,
+                "redeem_orders": _count(row.get("redeem_orders")),
+                "top_redeemed_products": [
+                    {"product_id": item["product_id"], "orders": _count(item["orders"])}
+                    for item in sorted(top[group], key=lambda item: item["position"])
+                ],
+            }
+        return {"iap_orders": orders}
+
+
+class Payers(Definition):
+    """Paying and repeat paying users (rated against active users) and ARPPU."""
+
+    name = "payers"
+
+    def queries(self, period: Period) -> dict[str, str]:
+        recharge_rows = (
+            "(SELECT user_id, os, region FROM orders WHERE event_name = 'recharge_order') AS recharges"
+        )
+        return {
+            "main": f"""
+                WITH per_user AS (
+                    SELECT segment, user_id, count(*) AS recharge_orders
+                    FROM {by_segment(recharge_rows, "user_id")} AS expanded
+                    GROUP BY segment, user_id
+                )
+                SELECT segment, count(*) AS paying_users,
+                       sum(CASE WHEN recharge_orders >= 2 THEN 1 ELSE 0 END) AS repeat_paying_users
+                FROM per_user
+                GROUP BY segment
+            """
+        }
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        row = results.one(self)
+        paying_users = _count(row.get("paying_users"))
+        repeat_paying_users = _count(row.get("repeat_paying_users"))
+        active_users = USERS.active_users(results)
+        return {
+            "iap_users": {
+                "paying_users": paying_users,
+                "paying_user_rate": ratio(paying_users, active_users),
+                "repeat_paying_users": repeat_paying_users,
+                "repeat_paying_user_rate": ratio(repeat_paying_users, active_users),
+                "arppu": money_ratio(ORDERS.gmv(results), paying_users),
+            }
+        }
+
+
+class Ltv(Definition):
+    """LTV: revenue of a cohort of new users (recharges in any segment) per cohort member.
+
+    A day reports dN of the new users of D - N, revenue D - N .. D; a range reports its new users
+    (``range``: revenue over the range; dN: users whose first launch C has C + N <= T, over C .. C+N).
+    """
+
+    name = "ltv"
+
+    def queries(self, period: Period) -> dict[str, str]:
+        windows = _values(
+            "windows",
+            (
+                ("label", "VARCHAR"),
+                ("cohort_date", "DATE"),
+                ("active_from", "DATE"),
+                ("active_to", "DATE"),
+                ("revenue_from", "DATE"),
+                ("revenue_to", "DATE"),
+            ),
+            [
+                (
+                    f"'{w.label}'",
+                    _date(w.cohort_date),
+                    _date(w.active_from),
+                    _date(w.active_to),
+                    _date(w.revenue_from),
+                    _date(w.revenue_to),
+                )
+                for w in period.ltv_windows
+            ],
+        )
+        cohort_dates = _dates(window.cohort_date for window in period.ltv_windows)
+        return {
+            "main": f"""
+                WITH new_launches AS (
+                    SELECT cohort_launches.day, cohort_launches.user_id, cohort_launches.os,
+                           cohort_launches.region, first_launch.first_day
+                    FROM cohort_launches
+                    JOIN first_launch ON first_launch.user_id = cohort_launches.user_id
+                    WHERE first_launch.first_day IN ({cohort_dates})
+                ), segment_launches AS (
+                    SELECT DISTINCT segment, day, user_id, first_day
+                    FROM {by_segment("new_launches", "day, user_id, first_day")} AS expanded
+                ), members AS (
+                    SELECT DISTINCT windows.label, segment_launches.segment, segment_launches.user_id,
+                           windows.revenue_from, windows.revenue_to
+                    FROM segment_launches
+                    JOIN {windows}
+                      ON windows.cohort_date = segment_launches.first_day
+                     AND segment_launches.day >= windows.active_from
+                     AND segment_launches.day <= windows.active_to
+                ), revenue AS (
+                    SELECT members.segment, members.label, sum(recharges.amount) AS revenue
+                    FROM members
+                    JOIN recharges
+                      ON recharges.user_id = members.user_id
+                     AND recharges.day >= members.revenue_from
+                     AND recharges.day <= members.revenue_to
+                    GROUP BY members.segment, members.label
+                ), sizes AS (
+                    SELECT segment, label, count(*) AS cohort_size FROM members GROUP BY segment, label
+                )
+                SELECT sizes.segment, sizes.label, sizes.cohort_size, revenue.revenue
+                FROM sizes
+                LEFT JOIN revenue ON revenue.segment = sizes.segment AND revenue.label = sizes.label
+            """
+        }
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        by_label = {row["label"]: row for row in results.rows(self)}
+        labels = [f"d{offset}" for offset in LTV_DAYS]
+        if period.kind == "range":
+            labels = ["range", *labels]
+        cohort_dates = {w.label: w.cohort_date for w in period.ltv_windows} if period.kind == "day" else {}
+        ltv = {}
+        for label in labels:
+            row = by_label.get(label, {})
+            size = _count(row.get("cohort_size"))
+            revenue = row.get("revenue")
+            value: dict[str, Any] = {}
+            if label in cohort_dates:
+                value["cohort_date"] = cohort_dates[label].isoformat()
+            value |= {"cohort_size": size, "revenue": money(revenue), "value": money_ratio(revenue, size)}
+            ltv[label] = value
+        return {"iap_users": {"ltv": ltv}}
+
+
+class Performance(Definition):
+    """Loading success rate and average launch speed of the period's launch attempts."""
+
+    name = "performance"
+
+    def queries(self, period: Period) -> dict[str, str]:
+        columns = "events, successful_launches, launch_ms_total, timed_launches"
+        launch_rows = (
+            f"(SELECT os, region, {columns} FROM event_counts WHERE event_name = 'app_launch') AS launches"
+        )
+        return {
+            "main": f"""
+                SELECT segment, sum(events) AS launches, sum(successful_launches) AS successful_launches,
+                       sum(launch_ms_total) AS launch_ms_total, sum(timed_launches) AS timed_launches
+                FROM {by_segment(launch_rows, columns)} AS expanded
+                GROUP BY segment
+            """
+        }
+
+    def fill(self, results: SegmentResults, period: Period) -> Fragment:
+        row = results.one(self)
+        return {
+            "performance": {
+                "loading_success_rate": ratio(row.get("successful_launches"), row.get("launches")),
+                "average_launch_ms": ratio(row.get("launch_ms_total"), row.get("timed_launches")),
+            }
+        }
+
+
+SEGMENTS = Segments()
+TOTAL_USERS = TotalUsers()
+USERS = Users()
+ORDERS = Orders()
+DEFINITIONS: tuple[Definition, ...] = (
+    SEGMENTS,
+    TOTAL_USERS,
+    USERS,
+    Sessions(),
+    Retention(),
+    Attributes(),
+    EntryPoints(),
+    Funnel(),
+    Payers(),
+    Ltv(),
+    ORDERS,
+    Performance(),
+)

@@ -1,0 +1,114 @@
+"""Range documents (SPEC section 7) from the stored facts of the range's days.
+
+A range document is built from the facts files that the facts index names for each day of the
+range, each verified against its SHA-256 first, and never from partial state: a day of the range
+that was never computed is an error naming it. No raw event is read.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from minidrama.config import AppConfig
+from minidrama.lake import Storage
+from minidrama.metrics import facts
+from minidrama.metrics.document import build_document
+from minidrama.metrics.engine import connect, run_definitions
+from minidrama.metrics.exceptions import InvalidRange, MissingDays, UnknownSegment
+from minidrama.metrics.period import Period
+
+__all__ = ["query_range", "select_segments"]
+
+# What the definitions read beyond the facts tables, derived from the range's own facts: a user
+# active in the range carries their first launch ever on each row, an order its user's first
+# recharge ever (see minidrama.metrics.facts).
+_DERIVED = (
+    """
+    CREATE TABLE first_launch AS
+    SELECT user_id, min(first_launch_day) AS first_day FROM user_days
+    WHERE first_launch_day IS NOT NULL GROUP BY user_id
+    """,
+    """
+    CREATE TABLE first_recharge AS
+    SELECT user_id, min(first_recharge_day) AS first_day FROM orders
+    WHERE first_recharge_day IS NOT NULL GROUP BY user_id
+    """,
+    """
+    CREATE VIEW cohort_launches AS
+    SELECT day, user_id, os, region, launches FROM user_days WHERE launches > 0
+    """,
+    "CREATE VIEW recharges AS SELECT day, user_id, amount FROM orders WHERE event_name = 'recharge_order'",
+)
+
+
+def query_range(
+    storage: Storage,
+    app: AppConfig,
+    first: date,
+    last: date,
+    segments: Sequence[str] | None = None,
+    generated_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The range document of [``first``, ``last``] (calendar days in the app's time zone).
+
+    Raises :class:`InvalidRange` when ``first`` is after ``last``, :class:`MissingDays` when a day
+    of the range was never computed, :class:`UnknownSegment` for a requested segment that has no
+    events in the range, :class:`~minidrama.metrics.exceptions.DamagedFacts` for a facts file that
+    does not match its hash.
+    """
+    if first > last:
+        raise InvalidRange(f"the range starts on {first.isoformat()}, after its last day {last.isoformat()}")
+    period = Period.range(first, last)
+    index = facts.FactsIndex.load(storage, app.app_id, app.timezone)
+    missing = [day for day in period.days if day not in index.days]
+    if missing:
+        raise MissingDays(app.app_id, missing)
+    workdir = Path(tempfile.mkdtemp(prefix="minidrama-range-"))
+    connection = connect()
+    try:
+        for table in facts.TABLES:
+            days = [last] if table == "segment_totals" else period.days
+            paths = [facts.verified_path(storage, index.days[day][table], workdir) for day in days]
+            connection.execute(f"CREATE TABLE {table} AS {_read_facts(table, paths)}")
+        for statement in _DERIVED:
+            connection.execute(statement)
+        results = run_definitions(connection, period)
+    finally:
+        connection.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    document = build_document(
+        app_id=app.app_id,
+        period=period,
+        timezone=app.timezone,
+        currency=app.currency,
+        generated_at=generated_at or datetime.now(UTC),
+        results=results,
+    )
+    return select_segments(document, segments) if segments else document
+
+
+def _read_facts(table: str, paths: list[Path]) -> str:
+    files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths)
+    return (
+        f"SELECT dt AS day, {facts.column_list(table)}"
+        f" FROM read_parquet([{files}], hive_partitioning = true, hive_types = {{'dt': DATE}})"
+    )
+
+
+def select_segments(document: dict[str, Any], segments: Sequence[str]) -> dict[str, Any]:
+    """``document`` with only ``segments`` (in the document's order); an absent one is an error."""
+    unknown = [segment for segment in segments if segment not in document["segments"]]
+    if unknown:
+        span = f"{document['from']}..{document['to']}" if "from" in document else document.get("date", "")
+        raise UnknownSegment(
+            f"segment {unknown[0]!r} has no events in {span}; segments: {', '.join(document['segments'])}"
+        )
+    return {
+        **document,
+        "segments": {name: value for name, value in document["segments"].items() if name in segments},
+    }
