@@ -1,18 +1,37 @@
-"""An independent reference implementation of the daily metrics document (SPEC section 6).
+"""An independent reference implementation of the metrics documents (SPEC sections 6 and 7).
 
 Written from the SPEC text alone, in plain Python, as a test oracle for the DuckDB engine: it
 takes the events exactly as an SDK sends them (SPEC section 4 JSON objects, assumed valid and
-all in the reporting currency) and returns the document without ``generated_at``.
+all in the reporting currency) and returns the document without ``generated_at``:
+
+- ``reference_document(events, day)``: the daily document of section 6;
+- ``reference_range_document(events, first, last)``: the range document of section 7 for
+  R = [first, last]. Every metric is computed over the days of R (never summed from daily
+  values), so a one-day range gives the daily values, except ``retention`` and ``iap_users.ltv``
+  which have their own range forms (cohort rows per day of R with totals; LTV ``range``/``d0``/
+  ``d7``/``d30`` of the new users of R).
 
 Where the SPEC is silent it follows the README's "Choices where the contract is silent":
 
 - the first copy of an ``event_id`` (in list order) stands; the tests only re-send identical
   copies, so which copy stands never changes a value;
 - funnel stage 9 counts orders after both de-duplications;
-- an entry point's average duration takes the ``session_end`` events on D in the segment whose
-  ``session_id`` is that of a successful launch on D through the entry point, in any segment;
+- an entry point's average duration takes the ``session_end`` events of the day (range) in the
+  segment whose ``session_id`` is that of a successful launch of the day (range) through the
+  entry point, in any segment;
 - a user's "latest launch" is the latest ``event_time``, a tie going to the larger ``event_id``;
 - derived money (ARPPU, average GMV, LTV value) comes from the exact sum, rounded once, half up.
+
+Readings of section 7.2 where the words leave room:
+
+- "first ... ever" (first launch, first recharge) is taken over every event given, which for
+  anyone active or paying in R is the same as over all history up to the range's last day;
+  a user whose first recharge is after the last day "never recharged up to T";
+- LTV ``range`` counts a cohort user's recharges on any day of R, even ones before that user's
+  first launch; LTV dN counts those on the user's first-launch day C … C + N only;
+- a retention row's dN uses the cohort of C in the segment and launches on C + N in any
+  segment; the totals of dN add the rows whose dN is not null (a user in several cohorts counts
+  once per cohort), and an empty total has rate ``null``.
 """
 
 from __future__ import annotations
@@ -25,7 +44,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["reference_document", "FUNNEL_PAGE_VIEWS"]
+__all__ = ["reference_document", "reference_range_document", "FUNNEL_PAGE_VIEWS"]
 
 FUNNEL_PAGE_VIEWS = (
     "entrance_exposure",
@@ -149,32 +168,81 @@ class _History:
             firsts[event.user] = event.day
 
 
+def _days(first: date, last: date) -> list[date]:
+    """The calendar days ``first`` … ``last``, in date order."""
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
 class _Segment:
-    """The events of one segment (all days), and the metrics of that segment on any day."""
+    """The events of one segment (all days), and its metrics over any range of days.
+
+    Every metric takes the range ``first`` … ``last``; the daily document is the range of one day
+    (``first == last``) except for ``retention`` and ``iap_users.ltv``, which have a daily and a
+    range form.
+    """
 
     def __init__(self, history: _History, matches: Callable[[Event], bool]) -> None:
         self.history = history
         self.events = [event for event in history.events if matches(event)]
+        self.by_day: dict[date, list[Event]] = defaultdict(list)
+        for event in self.events:
+            self.by_day[event.day].append(event)
 
-    def on(self, day: date, name: str | None = None) -> list[Event]:
-        return [event for event in self.events if event.day == day and (name is None or event.name == name)]
+    def during(self, first: date, last: date, name: str | None = None) -> list[Event]:
+        """The segment's events on days ``first`` … ``last`` (of one event name if given)."""
+        return [
+            event
+            for day in _days(first, last)
+            for event in self.by_day.get(day, [])
+            if name is None or event.name == name
+        ]
 
-    def launches(self, day: date) -> list[Event]:
-        return [event for event in self.on(day, "app_launch") if event.is_launch]
+    def launches(self, first: date, last: date) -> list[Event]:
+        return [event for event in self.during(first, last, "app_launch") if event.is_launch]
 
-    def active_users(self, day: date) -> set[str]:
-        return {event.user for event in self.launches(day)}
+    def active_users(self, first: date, last: date) -> set[str]:
+        return {event.user for event in self.launches(first, last)}
 
-    def new_users(self, day: date) -> set[str]:
-        return {user for user in self.active_users(day) if self.history.first_launch[user] == day}
+    def new_users(self, first: date, last: date) -> set[str]:
+        return {
+            user
+            for user in self.active_users(first, last)
+            if first <= self.history.first_launch[user] <= last
+        }
 
     def metrics(self, day: date) -> dict[str, Any]:
-        launches = self.launches(day)
-        active = self.active_users(day)
-        new = self.new_users(day)
-        total = {event.user for event in self.events if event.is_launch and event.day <= day}
+        """The segment's ``M`` of the daily document of ``day`` (SPEC section 6)."""
+        return self._metrics(
+            day,
+            day,
+            retention={
+                "new": self._daily_retention(day, self.new_users),
+                "active": self._daily_retention(day, self.active_users),
+            },
+            ltv=self._daily_ltv(day),
+        )
+
+    def range_metrics(self, first: date, last: date) -> dict[str, Any]:
+        """The segment's ``M`` of the range document of ``first`` … ``last`` (SPEC section 7)."""
+        return self._metrics(
+            first,
+            last,
+            retention={
+                "new": self._range_retention(first, last, self.new_users),
+                "active": self._range_retention(first, last, self.active_users),
+            },
+            ltv=self._range_ltv(first, last),
+        )
+
+    def _metrics(
+        self, first: date, last: date, *, retention: dict[str, Any], ltv: dict[str, Any]
+    ) -> dict[str, Any]:
+        launches = self.launches(first, last)
+        active = self.active_users(first, last)
+        new = self.new_users(first, last)
+        total = {event.user for event in self.events if event.is_launch and event.day <= last}
         launches_per_user = Counter(event.user for event in launches)
-        session_ends = self.on(day, "session_end")
+        session_ends = self.during(first, last, "session_end")
         user_duration = dict.fromkeys(active, 0)
         for event in session_ends:
             if event.user in user_duration:
@@ -202,31 +270,29 @@ class _Segment:
         return {
             "dashboard": dashboard,
             "behavior": behavior,
-            "retention": {
-                "new": self._retention(day, self.new_users),
-                "active": self._retention(day, self.active_users),
-            },
+            "retention": retention,
             "profile": self._breakdowns(
-                day, new, active, {"gender": "gender", "age_group": "age_group", "region": None}
+                launches, new, active, {"gender": "gender", "age_group": "age_group", "region": None}
             ),
             "device": self._breakdowns(
-                day,
+                launches,
                 new,
                 active,
                 {"brand": "device_brand", "model": "device_model", "tiktok_version": "tiktok_version"},
             ),
-            "entry_points": self._entry_points(day, launches, new, session_ends),
-            "funnel": self._funnel(day),
-            "iap_users": self._iap_users(day, active),
-            "iap_orders": self._iap_orders(day),
-            "performance": self._performance(day),
+            "entry_points": self._entry_points(first, last, launches, new, session_ends),
+            "funnel": self._funnel(first, last),
+            "iap_users": self._iap_users(first, last, active, ltv),
+            "iap_orders": self._iap_orders(first, last),
+            "performance": self._performance(first, last),
         }
 
-    def _retention(self, day: date, cohort_of: Callable[[date], set[str]]) -> dict[str, Any]:
+    def _daily_retention(self, day: date, cohort_of: Callable[[date, date], set[str]]) -> dict[str, Any]:
+        """Section 6: for each N, the cohort of D − N and whether its members launched on D."""
         result = {}
         for offset in RETENTION_DAYS:
             cohort_date = day - timedelta(days=offset)
-            cohort = cohort_of(cohort_date)
+            cohort = cohort_of(cohort_date, cohort_date)
             retained = sum(1 for user in cohort if day in self.history.launch_days[user])
             result[f"d{offset}"] = {
                 "cohort_date": cohort_date.isoformat(),
@@ -236,11 +302,35 @@ class _Segment:
             }
         return result
 
+    def _range_retention(
+        self, first: date, last: date, cohort_of: Callable[[date, date], set[str]]
+    ) -> dict[str, Any]:
+        """Section 7.2: one row per cohort day C of R (dN null when C + N > T), and the totals."""
+        rows = []
+        for cohort_date in _days(first, last):
+            cohort = cohort_of(cohort_date, cohort_date)
+            row: dict[str, Any] = {"cohort_date": cohort_date.isoformat(), "cohort_size": len(cohort)}
+            for offset in RETENTION_DAYS:
+                target = cohort_date + timedelta(days=offset)
+                if target > last:
+                    row[f"d{offset}"] = None
+                    continue
+                retained = sum(1 for user in cohort if target in self.history.launch_days[user])
+                row[f"d{offset}"] = {"retained": retained, "rate": _ratio(retained, len(cohort))}
+            rows.append(row)
+        result: dict[str, Any] = {"cohorts": rows}
+        for offset in RETENTION_DAYS:
+            counted = [row for row in rows if row[f"d{offset}"] is not None]
+            size = sum(row["cohort_size"] for row in counted)
+            retained = sum(row[f"d{offset}"]["retained"] for row in counted)
+            result[f"d{offset}"] = {"cohort_size": size, "retained": retained, "rate": _ratio(retained, size)}
+        return result
+
     def _breakdowns(
-        self, day: date, new: set[str], active: set[str], attributes: dict[str, str | None]
+        self, launches: list[Event], new: set[str], active: set[str], attributes: dict[str, str | None]
     ) -> dict[str, Any]:
         latest: dict[str, Event] = {}
-        for event in self.launches(day):
+        for event in launches:
             current = latest.get(event.user)
             if current is None or (event.time, event.event_id) > (current.time, current.event_id):
                 latest[event.user] = event
@@ -260,12 +350,12 @@ class _Segment:
         }
 
     def _entry_points(
-        self, day: date, launches: list[Event], new: set[str], session_ends: list[Event]
+        self, first: date, last: date, launches: list[Event], new: set[str], session_ends: list[Event]
     ) -> dict[str, Any]:
-        # Sessions of successful launches on D in any segment (README's choice).
+        # Sessions of successful launches in the range in any segment (README's choice).
         sessions_by_entry: dict[str, set[str | None]] = defaultdict(set)
         for event in self.history.events:
-            if event.is_launch and event.day == day:
+            if event.is_launch and first <= event.day <= last:
                 sessions_by_entry[event.properties["entry_point"]].add(event.session)
         result = {}
         for entry_point in sorted({event.properties["entry_point"] for event in launches}):
@@ -284,12 +374,12 @@ class _Segment:
             }
         return result
 
-    def _funnel(self, day: date) -> dict[str, Any]:
-        page_views = [len(self.on(day, stage)) for stage in FUNNEL_PAGE_VIEWS]
+    def _funnel(self, first: date, last: date) -> dict[str, Any]:
+        page_views = [len(self.during(first, last, stage)) for stage in FUNNEL_PAGE_VIEWS]
         funnels = {}
         for order_type, order_name in (("recharge", "recharge_order"), ("redeem", "redeem_order")):
             stages = [*FUNNEL_PAGE_VIEWS, order_name]
-            views = [*page_views, len(self.on(day, order_name))]
+            views = [*page_views, len(self.during(first, last, order_name))]
             funnels[order_type] = [
                 {
                     "stage": stage,
@@ -301,31 +391,11 @@ class _Segment:
             ]
         return funnels
 
-    def _iap_users(self, day: date, active: set[str]) -> dict[str, Any]:
-        recharges = self.on(day, "recharge_order")
+    def _iap_users(self, first: date, last: date, active: set[str], ltv: dict[str, Any]) -> dict[str, Any]:
+        recharges = self.during(first, last, "recharge_order")
         per_user = Counter(event.user for event in recharges)
         repeat = sum(1 for count in per_user.values() if count >= 2)
         gmv = sum((event.properties["amount"] for event in recharges), Decimal(0))
-        ltv = {}
-        for offset in LTV_DAYS:
-            cohort_date = day - timedelta(days=offset)
-            cohort = self.new_users(cohort_date)
-            revenue = sum(
-                (
-                    event.properties["amount"]
-                    for event in self.history.events
-                    if event.name == "recharge_order"
-                    and event.user in cohort
-                    and cohort_date <= event.day <= day
-                ),
-                Decimal(0),
-            )
-            ltv[f"d{offset}"] = {
-                "cohort_date": cohort_date.isoformat(),
-                "cohort_size": len(cohort),
-                "revenue": _money(revenue),
-                "value": _money_ratio(revenue, len(cohort)),
-            }
         return {
             "paying_users": len(per_user),
             "paying_user_rate": _ratio(len(per_user), len(active)),
@@ -335,20 +405,73 @@ class _Segment:
             "ltv": ltv,
         }
 
-    def _iap_orders(self, day: date) -> dict[str, Any]:
-        orders = [event for event in self.on(day) if event.name in ORDER_NAMES]
+    def _cohort_revenue(self, windows: dict[str, tuple[date, date]]) -> Decimal:
+        """GMV of each user's recharge orders on the days of their window, in any segment."""
+        return sum(
+            (
+                event.properties["amount"]
+                for event in self.history.events
+                if event.name == "recharge_order"
+                and event.user in windows
+                and windows[event.user][0] <= event.day <= windows[event.user][1]
+            ),
+            Decimal(0),
+        )
+
+    def _daily_ltv(self, day: date) -> dict[str, Any]:
+        """Section 6: for each N, the new users of D − N and their recharges on D − N … D."""
+        ltv = {}
+        for offset in LTV_DAYS:
+            cohort_date = day - timedelta(days=offset)
+            cohort = self.new_users(cohort_date, cohort_date)
+            revenue = self._cohort_revenue(dict.fromkeys(cohort, (cohort_date, day)))
+            ltv[f"d{offset}"] = {
+                "cohort_date": cohort_date.isoformat(),
+                "cohort_size": len(cohort),
+                "revenue": _money(revenue),
+                "value": _money_ratio(revenue, len(cohort)),
+            }
+        return ltv
+
+    def _range_ltv(self, first: date, last: date) -> dict[str, Any]:
+        """Section 7.2: the new users of R; ``range`` over F … T, dN over each user's C … C + N."""
+
+        def summary(windows: dict[str, tuple[date, date]]) -> dict[str, Any]:
+            revenue = self._cohort_revenue(windows)
+            return {
+                "cohort_size": len(windows),
+                "revenue": _money(revenue),
+                "value": _money_ratio(revenue, len(windows)),
+            }
+
+        cohort = self.new_users(first, last)
+        ltv = {"range": summary(dict.fromkeys(cohort, (first, last)))}
+        for offset in LTV_DAYS:
+            windows = {}
+            for user in cohort:
+                start = self.history.first_launch[user]
+                end = start + timedelta(days=offset)
+                if end <= last:
+                    windows[user] = (start, end)
+            ltv[f"d{offset}"] = summary(windows)
+        return ltv
+
+    def _iap_orders(self, first: date, last: date) -> dict[str, Any]:
+        orders = [event for event in self.during(first, last) if event.name in ORDER_NAMES]
         first_recharge = self.history.first_recharge
         groups = {
             "all": orders,
-            "new_payers": [e for e in orders if e.user in first_recharge and first_recharge[e.user] == day],
+            "new_payers": [
+                e for e in orders if e.user in first_recharge and first <= first_recharge[e.user] <= last
+            ],
             "returning_payers": [
-                e for e in orders if e.user in first_recharge and first_recharge[e.user] < day
+                e for e in orders if e.user in first_recharge and first_recharge[e.user] < first
             ],
         }
         return {name: _order_summary(group) for name, group in groups.items()}
 
-    def _performance(self, day: date) -> dict[str, Any]:
-        attempts = self.on(day, "app_launch")
+    def _performance(self, first: date, last: date) -> dict[str, Any]:
+        attempts = self.during(first, last, "app_launch")
         launches = [event for event in attempts if event.is_launch]
         timed = [
             event.properties["launch_ms"]
@@ -385,6 +508,29 @@ def _amount(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+def _history(events: list[dict[str, Any]], timezone: str) -> _History:
+    """The stored events (both de-duplications, amounts as exact decimals) and their history."""
+    known = _known_events(events, ZoneInfo(timezone))
+    stored = _orders_deduplicated(known)
+    for event in stored:
+        if event.name == "recharge_order":
+            event.properties["amount"] = _amount(event.properties["amount"])
+    return _History(stored)
+
+
+def _segments(history: _History, first: date, last: date) -> dict[str, _Segment]:
+    """``all``, then one ``os:`` and one ``region:`` segment per value seen on a day of the range."""
+    # Segments come from the events that remain after both de-duplications: a later copy of an
+    # order (new event_id, same order_id) is not an order any more and names no segment.
+    in_range = [event for event in history.events if first <= event.day <= last]
+    filters: dict[str, Callable[[Event], bool]] = {"all": lambda event: True}
+    for os_name in sorted({event.os for event in in_range}):
+        filters[f"os:{os_name}"] = _field_is("os", os_name)
+    for region in sorted({event.region for event in in_range}):
+        filters[f"region:{region}"] = _field_is("region", region)
+    return {name: _Segment(history, matches) for name, matches in filters.items()}
+
+
 def reference_document(
     events: list[dict[str, Any]],
     day: date,
@@ -394,26 +540,37 @@ def reference_document(
     app_id: str = "app",
 ) -> dict[str, Any]:
     """The metrics document of ``day`` for ``events`` (as sent by an SDK), without ``generated_at``."""
-    zone = ZoneInfo(timezone)
-    known = _known_events(events, zone)
-    stored = _orders_deduplicated(known)
-    for event in stored:
-        if event.name == "recharge_order":
-            event.properties["amount"] = _amount(event.properties["amount"])
-    history = _History(stored)
-    # Segments come from the events that remain after both de-duplications: a later copy of an
-    # order (new event_id, same order_id) is not an order any more and names no segment.
-    on_day = [event for event in stored if event.day == day]
-    segments: dict[str, Callable[[Event], bool]] = {"all": lambda event: True}
-    for os_name in sorted({event.os for event in on_day}):
-        segments[f"os:{os_name}"] = _field_is("os", os_name)
-    for region in sorted({event.region for event in on_day}):
-        segments[f"region:{region}"] = _field_is("region", region)
+    segments = _segments(_history(events, timezone), day, day)
     return {
         "schema_version": 1,
         "app_id": app_id,
         "date": day.isoformat(),
         "timezone": timezone,
         "currency": currency,
-        "segments": {name: _Segment(history, matches).metrics(day) for name, matches in segments.items()},
+        "segments": {name: segment.metrics(day) for name, segment in segments.items()},
+    }
+
+
+def reference_range_document(
+    events: list[dict[str, Any]],
+    first: date,
+    last: date,
+    timezone: str = "UTC",
+    currency: str = "USD",
+    *,
+    app_id: str = "app",
+) -> dict[str, Any]:
+    """The range document of ``first`` … ``last`` (SPEC section 7), without ``generated_at``."""
+    if first > last:
+        raise ValueError(f"the range {first} … {last} ends before it starts")
+    segments = _segments(_history(events, timezone), first, last)
+    return {
+        "schema_version": 1,
+        "kind": "range",
+        "app_id": app_id,
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "timezone": timezone,
+        "currency": currency,
+        "segments": {name: segment.range_metrics(first, last) for name, segment in segments.items()},
     }
