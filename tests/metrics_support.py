@@ -8,16 +8,23 @@ from decimal import Decimal
 from typing import Any
 
 import jsonschema
+from referencing import Registry, Resource
 
 from minidrama.config import AppConfig
 from minidrama.ingestion import ingest_events
 from minidrama.lake import Storage, metrics_key
-from minidrama.metrics import compute_days
-from minidrama.metrics.schema import json_schema
+from minidrama.metrics import compute_days, query_range
+from minidrama.metrics.schema import json_schema, range_json_schema
 
 # Far enough ahead that no test event is "more than 24 h after receipt".
 RECEIVED_AT = datetime(2027, 6, 1, tzinfo=UTC)
 _VALIDATOR = jsonschema.Draft202012Validator(json_schema(), format_checker=jsonschema.FormatChecker())
+_SCHEMAS = Registry().with_resources(
+    (schema["$id"], Resource.from_contents(schema)) for schema in (json_schema(), range_json_schema())
+)
+RANGE_VALIDATOR = jsonschema.Draft202012Validator(
+    range_json_schema(), registry=_SCHEMAS, format_checker=jsonschema.FormatChecker()
+)
 
 
 def event(
@@ -67,3 +74,12 @@ def compute(lake: Storage, day: date, app: AppConfig | None = None) -> dict[str,
 
 def without_generated_at(document: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in document.items() if key != "generated_at"}
+
+
+def query(
+    lake: Storage, first: date, last: date, app: AppConfig | None = None, segments: list[str] | None = None
+) -> dict[str, Any]:
+    """The range document of [first, last] (its days computed before), checked against its JSON Schema."""
+    document = query_range(lake, app or AppConfig("app"), first, last, segments)
+    RANGE_VALIDATOR.validate(document)
+    return document

@@ -12,8 +12,8 @@ from datetime import date, timedelta
 import pytest
 
 from minidrama.config import AppConfig
-from minidrama.metrics import compute_days, query_range
-from tests.metrics_support import compute, event, ingest
+from minidrama.metrics import compute_days
+from tests.metrics_support import compute, event, ingest, query
 
 F = date(2026, 11, 10)
 T = date(2026, 11, 12)
@@ -67,7 +67,7 @@ def range_document(lake, events, first=F, last=T, *, app=None, since=None, segme
     ingest(lake, events, app)
     start = since or min([first, *(date.fromisoformat(e["event_time"][:10]) for e in events)])
     compute_days(lake, app, days(start, last))
-    return query_range(lake, app, first, last, segments=segments)
+    return query(lake, first, last, app, segments)
 
 
 def range_segment(lake, events, first=F, last=T, name="all", app=None):
@@ -534,7 +534,7 @@ def test_a_segment_filter_keeps_only_those_segments(lake):
         recharge("d", "u2", "o1", 3.0, at("11-11"), os="android", region="GB"),
     ]
     full = range_document(lake, events)
-    filtered = query_range(lake, AppConfig("app"), F, T, segments=["os:android", "region:GB"])
+    filtered = query(lake, F, T, AppConfig("app"), ["os:android", "region:GB"])
     assert set(filtered["segments"]) == {"os:android", "region:GB"}
     assert filtered["segments"]["os:android"] == full["segments"]["os:android"]
     assert filtered["segments"]["region:GB"] == full["segments"]["region:GB"]

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage
-from minidrama.metrics import compute_days, query_range
+from minidrama.metrics import compute_days
 from tests.functional.test_metrics_oracle import ALL_DAYS, FIRST_DAY, LAST_DAY, first_difference, scenarios
-from tests.metrics_support import ingest, without_generated_at
+from tests.metrics_support import ingest, query, without_generated_at
 from tests.oracle import reference_range_document
 
 MONTH_END_WEEK = (date(2026, 10, 28), date(2026, 11, 3))  # Wednesday to Tuesday, across Oct 31
@@ -42,7 +42,7 @@ def _compare(
     lake: LocalStorage, app: AppConfig, events: list, spans: list[tuple[date, date]], when: str
 ) -> None:
     for first, last in spans:
-        stored = without_generated_at(query_range(lake, app, first, last))
+        stored = without_generated_at(query(lake, first, last, app))
         expected = reference_range_document(events, first, last, app.timezone, app.currency)
         difference = first_difference(expected, stored)
         assert difference is None, f"{when}, {first}..{last} ({app.timezone}): {difference}"

@@ -74,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_lake(query)
     query.add_argument("--app", required=True, help="the app to query")
-    query.add_argument("--from", dest="first", required=True, type=_day, help="first day, YYYY-MM-DD")
-    query.add_argument("--to", dest="last", required=True, type=_day, help="last day, YYYY-MM-DD")
+    query.add_argument(
+        "--from", dest="first", metavar="DATE", required=True, type=_day, help="first day, YYYY-MM-DD"
+    )
+    query.add_argument(
+        "--to", dest="last", metavar="DATE", required=True, type=_day, help="last day, YYYY-MM-DD"
+    )
     query.add_argument(
         "--segment", nargs="+", metavar="SEG", help="keep only these segments (all, os:ios, region:US, ...)"
     )
@@ -89,8 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_lake(export)
     export.add_argument("--app", required=True, help="the app to export")
-    export.add_argument("--from", dest="first", required=True, type=_day, help="first day, YYYY-MM-DD")
-    export.add_argument("--to", dest="last", required=True, type=_day, help="last day, YYYY-MM-DD")
+    export.add_argument(
+        "--from", dest="first", metavar="DATE", required=True, type=_day, help="first day, YYYY-MM-DD"
+    )
+    export.add_argument(
+        "--to", dest="last", metavar="DATE", required=True, type=_day, help="last day, YYYY-MM-DD"
+    )
     export.add_argument("--segment", default="all", metavar="SEG", help="the segment (default all)")
     export.add_argument(
         "--metric",

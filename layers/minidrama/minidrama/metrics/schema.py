@@ -13,7 +13,13 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["CURRENT_SCHEMA_VERSION", "UnsupportedSchemaVersion", "json_schema", "read_document"]
+__all__ = [
+    "CURRENT_SCHEMA_VERSION",
+    "UnsupportedSchemaVersion",
+    "json_schema",
+    "range_json_schema",
+    "read_document",
+]
 
 CURRENT_SCHEMA_VERSION = 1
 
@@ -26,6 +32,14 @@ class UnsupportedSchemaVersion(ValueError):
 def json_schema(version: int = CURRENT_SCHEMA_VERSION) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of documents of ``version``."""
     text = resources.files("minidrama.metrics").joinpath(f"metrics.v{version}.schema.json").read_text()
+    return json.loads(text)
+
+
+@cache
+def range_json_schema(version: int = CURRENT_SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema of range documents (``kind: "range"``) of ``version``; its ``$ref``s point
+    into the daily schema, ``metrics.v{version}.schema.json``, by relative URI."""
+    text = resources.files("minidrama.metrics").joinpath(f"range.v{version}.schema.json").read_text()
     return json.loads(text)
 
 
