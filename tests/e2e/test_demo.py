@@ -92,6 +92,34 @@ def test_demo_runs_the_pipeline_and_says_where_everything_is(tmp_path: Path) -> 
     email = message_from_bytes((report_dir / "report.eml").read_bytes())
     assert "team@studio.example" in email["To"]
 
+    # AND the complete weeks and the month are written as range documents
+    periods = sorted((lake / "metrics" / f"app_id={DEMO_APP_ID}").glob("*/metrics.json"))
+    weeks = [path for path in periods if path.parent.name.startswith("week=")]
+    months = [path for path in periods if path.parent.name.startswith("month=")]
+    assert len(weeks) >= 4 and len(months) >= 1
+    assert all(str(path) in text for path in weeks + months)
+    month = json.loads(months[-1].read_text())
+    assert month["kind"] == "range" and month["from"].endswith("-01")
+
+    # AND the query and export commands it prints work as pasted
+    commands = re.findall(r"^  (minidrama (?:query|export) .+)$", text, re.MULTILINE)
+    assert [command.split()[1] for command in commands] == ["query", "export"]
+    query, export = (
+        subprocess.run(
+            [sys.executable, "-m", *command.split()], capture_output=True, text=True, timeout=120, check=False
+        )
+        for command in commands
+    )
+    assert query.returncode == 0, query.stderr
+    queried = json.loads(query.stdout)
+    assert list(queried["segments"]) == ["all", "os:ios"] and queried["to"] == last["date"]
+    assert export.returncode == 0, export.stderr
+    assert export.stdout.splitlines()[0] == "date,dashboard.active_users,iap_orders.all.gmv"
+    assert len(export.stdout.splitlines()) == 36
+    assert export.stdout.splitlines()[-1].startswith(
+        f"{last['date']},{everyone['dashboard']['active_users']},"
+    )
+
     # AND the sample request is a body the HTTP API takes
     request = json.loads((out / "sample-request.json").read_text())
     assert 0 < len(request["events"]) <= 1_000

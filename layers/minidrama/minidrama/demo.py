@@ -189,15 +189,32 @@ def run_demo(out_dir: Path, lake: str | None, days: int, seed: int) -> int:
 
     print()
     print(f"Computing the {days} daily metrics documents (JSON), one per day ...", flush=True)
-    keys = compute_days(storage, app, days_list)
+    written = compute_days(storage, app, days_list, now)
     computed_at = time.monotonic()
+    keys = [key for key in written if "/dt=" in key]
+    periods = [key for key in written if "/dt=" not in key]
     print(f"  {_where(storage, keys[0])}")
     if len(keys) > 2:
         print(f"  ... ({len(keys) - 2} more, dt={days_list[1]} to dt={days_list[-2]})")
     if len(keys) > 1:
         print(f"  {_where(storage, keys[-1])}")
     print(f"  {last_day}: {_headline(json.loads(storage.get_bytes(keys[-1])))}")
-
+    if periods:
+        print("  and the documents of the complete weeks and months:")
+        for key in periods:
+            print(f"  {_where(storage, key)}")
+    print(f"  Each day's facts (Parquet tables any engine can read): {_where(storage, 'facts/')}")
+    week_start = max(first_day, last_day - timedelta(days=6))
+    print()
+    print("Ask any date range (JSON, or --format csv), or get the daily series behind a chart (CSV):")
+    print(
+        f"  minidrama query --lake {storage.uri} --app {app.app_id} --from {week_start} --to {last_day}"
+        " --segment all os:ios"
+    )
+    print(
+        f"  minidrama export --lake {storage.uri} --app {app.app_id} --from {first_day} --to {last_day}"
+        " --metric dashboard.active_users iap_orders.all.gmv"
+    )
     print()
     print(f"The report of {last_day}, as emailed to {', '.join(app.recipients)}:", flush=True)
     printed = io.StringIO()
