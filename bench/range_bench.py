@@ -40,9 +40,12 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -358,16 +361,12 @@ def raw_baseline_sql(lake: Path, first: date, last: date) -> str:
     start = f"TIMESTAMPTZ '{first.isoformat()} 00:00:00+00'"
     end = f"TIMESTAMPTZ '{(last + timedelta(days=1)).isoformat()} 00:00:00+00'"
     return f"""
-        SELECT segment, event_name, count(*) AS events,
+        SELECT os, region, event_name, count(*) AS events,
                count(DISTINCT user_id) FILTER (WHERE event_name = 'app_launch' AND success) AS active_users,
                sum(amount) FILTER (WHERE event_name = 'recharge_order') AS gmv
-        FROM (
-            SELECT unnest(['all', 'os:' || os, 'region:' || region]) AS segment,
-                   user_id, event_name, success, amount
-            FROM read_parquet([{listed}], hive_partitioning = false)
-            WHERE event_time >= {start} AND event_time < {end} AND event_name IN ({names})
-        ) AS expanded
-        GROUP BY segment, event_name
+        FROM read_parquet([{listed}], hive_partitioning = false)
+        WHERE event_time >= {start} AND event_time < {end} AND event_name IN ({names})
+        GROUP BY GROUPING SETS ((event_name), (event_name, os), (event_name, region))
     """
 
 
@@ -393,7 +392,6 @@ def scenario_raw(lake: Path, first: date, last: date) -> dict:
 def scenario_profile(lake: Path, first: date, last: date) -> dict:
     """query_range's steps, one by one, with their times and the peak RSS after each."""
     import resource
-    import tempfile
 
     from minidrama.lake import LocalStorage
     from minidrama.metrics import facts, ranges
@@ -459,31 +457,48 @@ SCENARIOS = {
 }
 
 
+class ChildTimeout(Exception):
+    pass
+
+
+TIMEOUT = {"seconds": 900.0}  # per child; --timeout
+SLOW_SECONDS = 60.0
+
+
 def run_child(
     scenario: str, lake: Path, first: date, last: date, pythonpath: Path | None = None
 ) -> tuple[float, float, dict]:
     """Run one scenario in a fresh process; returns (seconds, peak RSS MB, its result).
 
     With ``pythonpath`` (a checkout of the repository) the child imports that code's package.
+    A child still running after ``TIMEOUT`` is killed (:class:`ChildTimeout`).
     """
     environment = dict(os.environ)
     if pythonpath is not None:
         environment["PYTHONPATH"] = str(pythonpath / "layers" / "minidrama")
     command = [sys.executable, __file__, "--child", scenario, "--lake", str(lake)]
     command += ["--first", first.isoformat(), "--last", last.isoformat()]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
-    output = process.stdout.read() if process.stdout else ""
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"scenario {scenario} on {lake} failed")
-    return elapsed, usage.ru_maxrss / 1024, json.loads(output.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=output, text=True, env=environment)
+        timer = threading.Timer(TIMEOUT["seconds"], process.kill)
+        timer.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        timer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode == -signal.SIGKILL:
+            raise ChildTimeout(f"{scenario} on {lake.name} ran over {TIMEOUT['seconds']:.0f} s")
+        if status != 0:
+            raise SystemExit(f"scenario {scenario} on {lake} failed")
+        output.seek(0)
+        return elapsed, usage.ru_maxrss / 1024, json.loads(output.read().strip().splitlines()[-1])
 
 
 def measure(
     scenario: str, lake: Path, first: date, last: date, runs: int, pythonpath: Path | None = None
 ) -> tuple[float, float, dict, list[float]]:
+    """Median seconds and peak RSS MB of ``runs`` runs, the first run's result, and every time."""
     samples = [run_child(scenario, lake, first, last, pythonpath) for _ in range(runs)]
     seconds = [sample[0] for sample in samples]
     return statistics.median(seconds), statistics.median(s[1] for s in samples), samples[0][2], seconds
@@ -543,6 +558,7 @@ def main() -> None:
     parser.add_argument("--baseline-commit", default="ca6ad4a")
     parser.add_argument("--baseline-dir", type=Path, default=Path("/tmp/baseline"))
     parser.add_argument("--keep-baseline", action="store_true")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds a child may run")
     parser.add_argument("--child")
     parser.add_argument("--lake", type=Path)
     parser.add_argument("--first", type=date.fromisoformat)
@@ -555,6 +571,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    TIMEOUT["seconds"] = args.timeout
     parts = set(args.only.split(","))
     args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir.resolve()
@@ -588,17 +605,20 @@ def main() -> None:
 
     if "year" in parts:
         year_lake, year = ensure_year_lake(workdir, args.jobs)
-        run_child("range", year_lake, YEAR_FIRST, DAY)
-        ranged = measure("range", year_lake, YEAR_FIRST, DAY, args.slow_runs)
-        table.append(
-            (
-                f"(2)  {YEAR_DAYS}-day range, {YEAR_ACTIVE:,} active users a day",
-                f"{ranged[0]:.2f} s",
-                f"{ranged[1]:.0f} MB",
-                f"<= {TARGETS['year']:.0f} s, <= {TARGETS['year_mb'] / 1024:.1f} GB",
-            )
-        )
-        notes.append(f"(2) runs {[round(s, 2) for s in ranged[3]]}; last line of a child: {ranged[2]}")
+        label = f"(2)  {YEAR_DAYS}-day range, {YEAR_ACTIVE:,} active users a day"
+        target = f"<= {TARGETS['year']:.0f} s, <= {TARGETS['year_mb'] / 1024:.1f} GB"
+        try:
+            warm = run_child("range", year_lake, YEAR_FIRST, DAY)
+            if warm[0] > SLOW_SECONDS:  # minutes a run: the first run is the measurement
+                ranged = (warm[0], warm[1], warm[2], [warm[0]])
+                notes.append(f"(2) one run only: it took over {SLOW_SECONDS:.0f} s")
+            else:
+                ranged = measure("range", year_lake, YEAR_FIRST, DAY, args.slow_runs)
+            table.append((label, f"{ranged[0]:.2f} s", f"{ranged[1]:.0f} MB", target))
+            notes.append(f"(2) runs {[round(s, 2) for s in ranged[3]]}; last line of a child: {ranged[2]}")
+        except ChildTimeout as error:
+            table.append((label, f"> {args.timeout:.0f} s", "killed", target))
+            notes.append(f"(2) {error}")
         notes.append(
             f"(2) lake: {year['events']:,} events generated in {year['generate_seconds']:.0f} s"
             f" ({args.jobs} processes); compute_days of its {YEAR_DAYS} days took"

@@ -272,3 +272,50 @@ def test_export_bad_input_exits_2_naming_what_is_wrong(computed, capsys, argv, m
     assert code == 2
     assert out == ""
     assert message in err
+
+
+def _facts_files(lake, day):
+    return sorted((lake.root / "facts").glob(f"*/app_id=app/dt={day.isoformat()}/*.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda path: path.write_bytes(path.read_bytes()[:-1] + bytes([path.read_bytes()[-1] ^ 1])),
+            "SHA-256",
+        ),
+        (lambda path: path.unlink(), "is missing"),
+    ],
+    ids=["one byte changed", "deleted"],
+)
+def test_a_damaged_facts_file_is_never_read_and_a_recompute_mends_it(computed, capsys, damage, message):
+    # GIVEN one facts file of 11-10 damaged
+    args = ["query", *_lake_args(computed), "--from", "2026-11-09", "--to", "2026-11-12"]
+    _, good, _ = _run(capsys, *args)
+    damage(_facts_files(computed, date(2026, 11, 10))[0])
+
+    # WHEN the range is queried, THEN it fails naming the file, with no document
+    code, out, err = _run(capsys, *args)
+    assert (code, out) == (2, "")
+    assert "facts/" in err and "dt=2026-11-10" in err and message in err
+
+    # WHEN the day is recomputed, THEN the range document is whole again
+    assert _run(capsys, "compute", *_lake_args(computed), "--date", "2026-11-10")[0] == 0
+    code, mended, _ = _run(capsys, *args)
+    assert code == 0
+    assert json.loads(mended)["segments"] == json.loads(good)["segments"]
+
+
+def test_an_unreadable_facts_index_is_an_error_until_the_days_are_recomputed(computed, capsys):
+    index = computed.root / "facts" / "_index" / "app_id=app" / "index.json"
+    index.write_text('{"version": 1, "timezone": "UTC", "days": {"2026-11-')
+    args = ["query", *_lake_args(computed), "--from", "2026-11-09", "--to", "2026-11-12"]
+
+    code, _, err = _run(capsys, *args)
+    assert code == 2 and "facts index" in err and "cannot be read" in err
+
+    assert (
+        _run(capsys, "compute", *_lake_args(computed), "--date", "2026-11-09", "--to", "2026-11-12")[0] == 0
+    )
+    assert _run(capsys, *args)[0] == 0

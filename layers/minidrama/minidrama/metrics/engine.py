@@ -136,7 +136,7 @@ class MetricsSession:
             session = cls(storage, app, workdir)
             session.partitions = event_files_by_partition(storage, app.app_id)
             session._data_days = sorted(days_with_data(session.partitions, app.timezone))
-            session.facts_index = stored.FactsIndex.load(storage, app.app_id, app.timezone)
+            session.facts_index = stored.FactsIndex.load(storage, app.app_id, app.timezone, strict=False)
             session._load_index()
             yield session
             session.save_index()
@@ -454,5 +454,12 @@ class MetricsSession:
         self.storage.put_bytes(self._index_key, json.dumps(body, indent=1).encode(), "application/json")
         self._dirty = False
         # Only once the index no longer names them: a stop in between leaves files, not holes.
-        self.storage.delete(self._garbage)
+        # A file written again with the same content (same key) is named again: keep it.
+        named = self.facts_index.keys() | {
+            key
+            for entries in (self.facts, self.rollups)
+            for e in entries.values()
+            for key in e.files.values()
+        }
+        self.storage.delete(sorted(set(self._garbage) - named))
         self._garbage = []

@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from minidrama.lake import LocalStorage, NotFoundError, Storage
+from minidrama.lake import NotFoundError, Storage
 from minidrama.metrics.definitions import TOTAL_USERS
 from minidrama.metrics.exceptions import DamagedFacts
 from minidrama.schema import AMOUNT_SCALE, FUNNEL_PAGE_VIEWS
@@ -61,6 +62,8 @@ __all__ = [
     "FactsIndex",
     "verified_path",
 ]
+
+logger = logging.getLogger(__name__)
 
 FACTS_PREFIX = "facts/"
 INDEX_VERSION = 1
@@ -271,18 +274,30 @@ class FactsIndex:
     days: dict[date, dict[str, FactsFile]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, storage: Storage, app_id: str, timezone: str) -> FactsIndex:
-        """The stored index; empty when there is none or it was written for another time zone."""
+    def load(cls, storage: Storage, app_id: str, timezone: str, *, strict: bool = True) -> FactsIndex:
+        """The stored index; empty when there is none or it was written for another time zone.
+
+        An index that cannot be read raises :class:`DamagedFacts`, or with ``strict=False`` (the
+        engine, which rewrites it) counts as empty: its days must be computed again.
+        """
+        key = facts_index_key(app_id)
         try:
-            raw = json.loads(storage.get_bytes(facts_index_key(app_id)))
+            raw = json.loads(storage.get_bytes(key))
+            if raw.get("version") != INDEX_VERSION or raw.get("timezone") != timezone:
+                return cls(app_id, timezone)  # days of another time zone are other days: recompute them
+            days = {
+                date.fromisoformat(day): {table: FactsFile(**entry) for table, entry in tables.items()}
+                for day, tables in raw["days"].items()
+            }
         except NotFoundError:
             return cls(app_id, timezone)
-        if raw.get("version") != INDEX_VERSION or raw.get("timezone") != timezone:
-            return cls(app_id, timezone)  # days of another time zone are other days: recompute them
-        days = {
-            date.fromisoformat(day): {table: FactsFile(**entry) for table, entry in tables.items()}
-            for day, tables in raw["days"].items()
-        }
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            if strict:
+                raise DamagedFacts(
+                    f"the facts index {key} cannot be read ({error}); recompute the days"
+                ) from error
+            logger.warning("facts index unreadable, its days will be recomputed", extra={"key": key})
+            return cls(app_id, timezone)
         return cls(app_id, timezone, days)
 
     def to_bytes(self) -> bytes:
@@ -302,16 +317,12 @@ class FactsIndex:
 
 
 def verified_path(storage: Storage, entry: FactsFile, workdir: Path) -> Path:
-    """A local path of the facts file ``entry`` names, after checking its size and SHA-256."""
-    if isinstance(storage, LocalStorage):
-        path = storage.path(entry.key)
-    else:
-        path = workdir / entry.key
-        if not path.exists():
-            storage.local_copy(entry.key, workdir)
+    """A local path of the facts file ``entry`` names (a download under ``workdir`` from S3),
+    after checking its size and SHA-256 against the index."""
     try:
+        path = storage.local_copy(entry.key, workdir)
         data = path.read_bytes()
-    except FileNotFoundError as error:
+    except (NotFoundError, FileNotFoundError) as error:
         raise DamagedFacts(f"facts file {entry.key} is missing; recompute its day") from error
     if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
         raise DamagedFacts(f"facts file {entry.key} does not match its recorded SHA-256; recompute its day")

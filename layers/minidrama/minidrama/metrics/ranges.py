@@ -10,12 +10,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from minidrama.config import AppConfig
-from minidrama.lake import Storage
+from minidrama.lake import LocalStorage, Storage
 from minidrama.metrics import facts
 from minidrama.metrics.document import build_document
 from minidrama.metrics.engine import connect, run_definitions
@@ -71,10 +72,18 @@ def query_range(
     workdir = Path(tempfile.mkdtemp(prefix="minidrama-range-"))
     connection = connect()
     try:
-        for table in facts.TABLES:
-            days = [last] if table == "segment_totals" else period.days
-            paths = [facts.verified_path(storage, index.days[day][table], workdir) for day in days]
-            connection.execute(f"CREATE TABLE {table} AS {_read_facts(table, paths)}")
+        entries = {
+            table: [index.days[day][table] for day in ([last] if table == "segment_totals" else period.days)]
+            for table in facts.TABLES
+        }
+        # Downloads from S3 overlap; a local lake is read in place.
+        with ThreadPoolExecutor(max_workers=1 if isinstance(storage, LocalStorage) else 16) as pool:
+            paths = {
+                table: list(pool.map(lambda entry: facts.verified_path(storage, entry, workdir), listed))
+                for table, listed in entries.items()
+            }
+        for table, table_paths in paths.items():
+            connection.execute(f"CREATE TABLE {table} AS {_read_facts(table, table_paths)}")
         for statement in _DERIVED:
             connection.execute(statement)
         results = run_definitions(connection, period)
