@@ -39,6 +39,18 @@ def _add_lake(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_range(parser: argparse.ArgumentParser) -> None:
+    """--lake, --app and the range's --from and --to (calendar days in the app's time zone)."""
+    _add_lake(parser)
+    parser.add_argument("--app", required=True, help="the app")
+    parser.add_argument(
+        "--from", dest="first", metavar="DATE", required=True, type=_day, help="first day, YYYY-MM-DD"
+    )
+    parser.add_argument(
+        "--to", dest="last", metavar="DATE", required=True, type=_day, help="last day, YYYY-MM-DD"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minidrama", description="Analytics and daily reports for mini drama apps."
@@ -70,16 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     compute.add_argument("--to", type=_day, help="last day to compute, YYYY-MM-DD (default: --date)")
 
     query = commands.add_parser(
-        "query", help="print the range document of any date range (JSON or CSV), from the stored facts"
+        "query",
+        help="print the range document of any date range (JSON or CSV), from the stored facts",
+        description="The range document of the days FROM..TO (SPEC section 7): every metric over the"
+        " range, for every segment. Every day of the range must have been computed (minidrama compute).",
     )
-    _add_lake(query)
-    query.add_argument("--app", required=True, help="the app to query")
-    query.add_argument(
-        "--from", dest="first", metavar="DATE", required=True, type=_day, help="first day, YYYY-MM-DD"
-    )
-    query.add_argument(
-        "--to", dest="last", metavar="DATE", required=True, type=_day, help="last day, YYYY-MM-DD"
-    )
+    _add_range(query)
     query.add_argument(
         "--segment", nargs="+", metavar="SEG", help="keep only these segments (all, os:ios, region:US, ...)"
     )
@@ -89,16 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--out", type=Path, metavar="FILE", help="write to FILE instead of standard output")
 
     export = commands.add_parser(
-        "export", help="print the daily series of a date range as CSV: one row per day, one column per metric"
+        "export",
+        help="print the daily series of a date range as CSV: one row per day, one column per metric",
+        description="The daily documents of FROM..TO as CSV, one row per day and one column per metric"
+        " path (module.metric.key): the data behind every line chart.",
     )
-    _add_lake(export)
-    export.add_argument("--app", required=True, help="the app to export")
-    export.add_argument(
-        "--from", dest="first", metavar="DATE", required=True, type=_day, help="first day, YYYY-MM-DD"
-    )
-    export.add_argument(
-        "--to", dest="last", metavar="DATE", required=True, type=_day, help="last day, YYYY-MM-DD"
-    )
+    _add_range(export)
     export.add_argument("--segment", default="all", metavar="SEG", help="the segment (default all)")
     export.add_argument(
         "--metric",
