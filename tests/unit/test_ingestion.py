@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 
-from minidrama import queue
+from minidrama import ingestion, queue
 from minidrama.cli import main
 from minidrama.config import AppConfig, Rates, register_app
 from minidrama.ingestion import (
@@ -263,6 +264,84 @@ def test_an_unreadable_file_exits_2_and_ingests_nothing(
     assert code == 2
     assert "cannot read" in captured.err and "missing.ndjson" in captured.err
     assert captured.out == "" and lake.list("events/") == []
+
+
+def _thousand_good_events(tmp_path: Path) -> Path:
+    good = tmp_path / "good.ndjson"
+    good.write_text("".join(json.dumps(launch(n)) + "\n" for n in range(1_000)))
+    return good
+
+
+def _named_pipe(tmp_path: Path) -> Path:
+    pipe = tmp_path / "events.pipe"
+    os.mkfifo(pipe)  # no writer: opening it for reading the ordinary way waits forever
+    return pipe
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "reason"),
+    [
+        (lambda tmp_path: Path("/proc/self/mem"), "a /proc pseudo-file, not a regular file"),
+        (lambda tmp_path: Path("/proc/cpuinfo"), "a /proc pseudo-file, not a regular file"),
+        (lambda tmp_path: Path("/dev/null"), "a character device, not a regular file"),
+        (lambda tmp_path: tmp_path, "a directory, not a regular file"),
+        (_named_pipe, "a named pipe (FIFO), not a regular file"),
+    ],
+    ids=["/proc/self/mem", "/proc/cpuinfo", "a device", "a directory", "a named pipe"],
+)
+def test_a_file_that_is_not_a_regular_file_is_refused_before_anything_is_stored(
+    tmp_path: Path, make_bad: Any, reason: str
+) -> None:
+    # GIVEN 1,000 good events in a file, then an input that is not a regular file
+    good = _thousand_good_events(tmp_path)
+    bad = make_bad(tmp_path)
+    lake_dir = tmp_path / "lake"
+
+    # WHEN `minidrama ingest` is run on both (in a process of its own, so a hang fails the test)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "minidrama",
+            "ingest",
+            "--lake",
+            str(lake_dir),
+            "--app",
+            "app-1",
+            str(good),
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    # THEN it exits 2 naming the file and why, and stores nothing: no event, no quarantine line
+    assert done.returncode == 2, done.stderr
+    assert f"cannot read {bad}: {reason} (nothing was ingested)" in done.stderr
+    assert done.stdout == ""
+    lake = LocalStorage(lake_dir)
+    assert lake.list("events/") == [] and lake.list("quarantine/") == []
+
+
+def test_a_read_error_in_a_later_file_stores_nothing_of_the_earlier_ones(
+    lake: LocalStorage, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 1,000 good events, then a file that opens as a regular file but fails when read
+    # (/proc/self/mem with the /proc refusal turned off: reading address 0 is an I/O error)
+    monkeypatch.setattr(ingestion, "PSEUDO_FILESYSTEMS", ())
+    good = _thousand_good_events(tmp_path)
+    failing = Path("/proc/self/mem")
+
+    # WHEN ingested
+    code = ingest_files(lake, APP, [good, failing])
+
+    # THEN the read error is found by the check that reads every file first: exit 2, nothing stored
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"cannot read {failing}: Input/output error (nothing was ingested)" in captured.err
+    assert captured.out == ""
+    assert lake.list("events/") == [] and lake.list("quarantine/") == []
 
 
 def test_the_cli_ingests_for_an_unregistered_app_with_default_settings(

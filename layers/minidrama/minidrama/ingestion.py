@@ -26,13 +26,16 @@ This module runs in the ingest function, which has no pyarrow: it must not impor
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from minidrama.config import AppConfig, Rates, load_rates
 from minidrama.lake import Storage, quarantine_key
@@ -43,6 +46,7 @@ __all__ = [
     "MAX_EVENTS_PER_REQUEST",
     "MAX_BODY_BYTES",
     "FILE_CHUNK_LINES",
+    "PSEUDO_FILESYSTEMS",
     "RequestError",
     "MalformedRequestError",
     "PayloadTooLargeError",
@@ -301,8 +305,60 @@ class _Line:
     error: str | None  # why the line is not JSON
 
 
+# Kernel interfaces that look like regular files (/proc/self/mem, /sys/...): never event files.
+PSEUDO_FILESYSTEMS = (Path("/proc"), Path("/sys"))
+
+_READ_BLOCK = 1 << 20
+
+
+def _not_regular(info: os.stat_result) -> str | None:
+    """Why a file is not one to read events from (None when it is a regular file on a disk)."""
+    kinds = [
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a directory"),
+    ]
+    for test, kind in kinds:
+        if test(info.st_mode):
+            return f"{kind}, not a regular file"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    for root in PSEUDO_FILESYSTEMS:
+        with suppress(OSError):
+            if root.stat().st_dev == info.st_dev:
+                return f"a {root} pseudo-file, not a regular file"
+    return None
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading; OSError when it cannot be opened or is not a regular file.
+
+    Opened with O_NONBLOCK and checked on the open descriptor: opening a named pipe for reading
+    would otherwise wait for a writer forever, and a check by name could be raced.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(descriptor)
+        reason = _not_regular(info)
+        if reason is not None:
+            raise OSError(reason)
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _check_file(path: Path) -> None:
+    """Open ``path`` as a regular file and read it to its end: a read error shows before a row is stored."""
+    with _open_regular(path) as handle:
+        while handle.read(_READ_BLOCK):
+            pass
+
+
 def _read_lines(path: Path) -> Iterator[_Line]:
-    with path.open("rb") as handle:
+    with _open_regular(path) as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
@@ -350,17 +406,22 @@ def _ingest_lines(
 def ingest_files(storage: Storage, app: AppConfig, paths: list[Path]) -> int:
     """``minidrama ingest``: NDJSON files into the lake; prints ``{"accepted": N, "rejected": M}``.
 
-    Every file is opened before anything is ingested, so a missing file ingests nothing.
-    Returns 0 (also when some lines were rejected), 2 when a file cannot be read.
+    Every file is checked before anything is stored: it must be a regular file (not a named pipe,
+    a device, a directory, a /proc or /sys file) and read to its end without an error; otherwise
+    the file is named on stderr, nothing is ingested and the result is 2. Returns 0 otherwise,
+    also when some lines were rejected. Files are read twice (checked, then ingested in chunks of
+    :data:`FILE_CHUNK_LINES` lines), so memory stays bounded for files of any size.
     """
     from minidrama.writer import ParquetSink  # pyarrow: see ingest_events
 
     for path in paths:
         try:
-            with path.open("rb"):
-                pass
+            _check_file(path)
         except OSError as error:
-            print(f"minidrama: cannot read {path}: {error.strerror or error}", file=sys.stderr)
+            print(
+                f"minidrama: cannot read {path}: {error.strerror or error} (nothing was ingested)",
+                file=sys.stderr,
+            )
             return 2
     sink = ParquetSink(storage)
     rates = load_rates(storage)
@@ -372,6 +433,8 @@ def ingest_files(storage: Storage, app: AppConfig, paths: list[Path]) -> int:
                 accepted += result.accepted
                 rejected += len(result.rejected)
         except OSError as error:
+            # Only when a file that was read in full fails on the second reading (a disk error, a
+            # file replaced by a pipe meanwhile): say what was stored before.
             print(
                 f"minidrama: cannot read {path}: {error.strerror or error} "
                 f"(ingested before the error: {accepted} accepted, {rejected} rejected)",
