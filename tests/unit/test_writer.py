@@ -1,7 +1,9 @@
-"""Rows to typed Parquet: schema, partitions, determinism, whole-batch writes, per-partition failures."""
+"""Rows to typed Parquet: schema, partitions, determinism, whole-batch writes, per-partition failures,
+and the partial-batch contract of the SQS processor (``batchItemFailures``)."""
 
 from __future__ import annotations
 
+import copy
 import io
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -10,13 +12,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from minidrama.lake import LocalStorage
+from minidrama.queue import encode_row, pack_messages
 from minidrama.schema import AMOUNT_SCALE, EVENT_COLUMNS
 from minidrama.writer import (
     EVENTS_SCHEMA,
     DecodedMessage,
     Partition,
+    PartitionBatchProcessor,
+    decode_record,
     group_by_partition,
     partition_of,
     rows_to_table,
@@ -24,6 +32,7 @@ from minidrama.writer import (
     write_batch,
     write_events,
 )
+from tests.conftest import load_event
 from tests.rows import make_order, make_row
 
 
@@ -123,14 +132,14 @@ def test_the_same_events_received_twice_are_stored_twice(lake: LocalStorage) -> 
 
 
 class FailingHour(LocalStorage):
-    """A lake whose writes into one hour partition fail."""
+    """A lake whose writes into one hour partition fail (none when ``hour`` is None)."""
 
-    def __init__(self, root: Any, hour: int) -> None:
+    def __init__(self, root: Any, hour: int | None) -> None:
         super().__init__(root)
         self.hour = hour
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        if f"/hour={self.hour:02d}/" in key:
+        if self.hour is not None and f"/hour={self.hour:02d}/" in key:
             raise OSError("disk full")
         super().put_bytes(key, data, content_type)
 
@@ -160,3 +169,102 @@ def test_messages_of_several_apps_go_to_their_own_partitions(lake: LocalStorage)
     outcome = write_batch(lake, messages)
     assert [key.split("/")[1] for key in outcome.keys] == ["app_id=app-1", "app_id=app-2"]
     assert not outcome.failed
+
+
+# --- the partial-batch contract of the SQS processor --------------------------------------------
+
+POISON = "poison"  # a message body that is not an events message
+
+
+def _sqs_event(messages: list[str | list[int]]) -> dict[str, Any]:
+    """An SQS trigger: message ``m<i>`` is POISON or holds one event in each of the given hours."""
+    template = load_event("writer_sqs_batch")["Records"][0]
+    records = []
+    for index, content in enumerate(messages):
+        if content == POISON:
+            body = "{not an events message"
+        else:
+            rows = [
+                make_row(index * 100 + n, event_time=datetime(2026, 11, 28, hour, 30, tzinfo=UTC))
+                for n, hour in enumerate(content)
+            ]
+            (packed,) = pack_messages("app-1", [encode_row(row) for row in rows])
+            body = packed.decode()
+        records.append({**copy.deepcopy(template), "messageId": f"m{index}", "body": body})
+    return {"Records": records}
+
+
+def _stored_event_ids(storage: LocalStorage) -> set[str]:
+    return {row["event_id"] for info in storage.list("events/") for row in _read(storage, info.key)}
+
+
+@pytest.mark.parametrize(
+    ("messages", "failing_hour", "reported"),
+    [
+        ([[10], [11, 12]], None, []),
+        ([[10], POISON, [11]], None, ["m1"]),
+        # m1 has rows in the failing hour 11 and in hour 10: it comes back whole
+        ([[10], [10, 11], [12]], 11, ["m1"]),
+        ([[11], [10], [11, 12]], 11, ["m0", "m2"]),
+        ([POISON, [10, 11], [12], POISON], 11, ["m0", "m1", "m3"]),
+    ],
+    ids=["all stored", "poison alone", "a failed partition", "two contributors", "poison and partition"],
+)
+def test_batch_item_failures_name_exactly_the_messages_not_stored(
+    tmp_path: Any, messages: list[str | list[int]], failing_hour: int | None, reported: list[str]
+) -> None:
+    # GIVEN a batch of messages, a lake whose writes into one hour may fail, the writer's processor
+    storage = FailingHour(tmp_path / "lake", hour=failing_hour)
+    processor = PartitionBatchProcessor(storage)
+    event = _sqs_event(messages)
+
+    # WHEN Powertools processes the batch as the writer function does
+    response = process_partial_response(event=event, record_handler=decode_record, processor=processor)
+
+    # THEN batchItemFailures lists each failed message once, and no other
+    identifiers = [item["itemIdentifier"] for item in response["batchItemFailures"]]
+    assert sorted(identifiers) == reported
+    # AND every message not listed is stored in full (SQS deletes it: nothing acknowledged is lost)
+    acknowledged = [SQSRecord(r) for r in event["Records"] if r["messageId"] not in reported]
+    acknowledged_ids = {row["event_id"] for record in acknowledged for row in decode_record(record).rows}
+    assert acknowledged_ids <= _stored_event_ids(storage)
+
+
+@pytest.mark.parametrize(
+    ("messages", "failing_hour"),
+    [([POISON, POISON], None), ([[11], [11]], 11), ([POISON, [11]], 11)],
+    ids=["all poison", "all in a failed partition", "poison and a failed partition"],
+)
+def test_a_batch_whose_every_message_failed_fails_the_invocation(
+    tmp_path: Any, messages: list[str | list[int]], failing_hour: int | None
+) -> None:
+    # GIVEN a batch in which no message can be stored
+    storage = FailingHour(tmp_path / "lake", hour=failing_hour)
+    processor = PartitionBatchProcessor(storage)
+
+    # WHEN it is processed THEN Powertools raises (its documented default for an entire-batch
+    # failure): the invocation errors, the Errors metric counts it and SQS retries every message
+    with pytest.raises(BatchProcessingError, match="All records failed processing"):
+        process_partial_response(
+            event=_sqs_event(messages), record_handler=decode_record, processor=processor
+        )
+    assert _stored_event_ids(storage) == set()
+
+
+def test_a_reused_processor_starts_every_batch_afresh(tmp_path: Any) -> None:
+    # GIVEN the module-level processor of a warm Lambda that just reported a failed message
+    storage = FailingHour(tmp_path / "lake", hour=11)
+    processor = PartitionBatchProcessor(storage)
+    first = process_partial_response(
+        event=_sqs_event([[10], [11]]), record_handler=decode_record, processor=processor
+    )
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+
+    # WHEN the next invocation's batch is stored in full
+    second = process_partial_response(
+        event=_sqs_event([[12], [13]]), record_handler=decode_record, processor=processor
+    )
+
+    # THEN nothing of the first batch is reported again, and the outcome is the new batch's
+    assert second == {"batchItemFailures": []}
+    assert processor.outcome.rows_written == 2 and not processor.outcome.failed

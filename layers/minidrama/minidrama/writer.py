@@ -16,19 +16,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch import BasePartialBatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from minidrama.lake import Storage, events_key
 from minidrama.queue import decode_message
 from minidrama.schema import AMOUNT_SCALE, EVENT_COLUMNS
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
 
 __all__ = [
     "EVENTS_SCHEMA",
@@ -172,32 +177,56 @@ def write_batch(storage: Storage, messages: list[DecodedMessage]) -> BatchOutcom
     return outcome
 
 
-class PartitionBatchProcessor(BatchProcessor):
-    """A powertools SQS batch processor that writes the whole batch at once, by partition.
+class PartitionBatchProcessor(BasePartialBatchProcessor):
+    """A Powertools SQS partial-batch processor that writes the whole batch at once, by partition.
 
-    The record handler (:func:`decode_record`) runs per message; then :meth:`process` writes
-    every partition and moves the messages of partitions that failed to the failures, so
-    ``process_partial_response`` reports them in ``batchItemFailures``.
+    Built on Powertools' documented hooks only (``_prepare``, ``_process_record``, ``_clean``,
+    ``success_handler``, ``failure_handler``): the record handler (:func:`decode_record`) runs per
+    message as the batch is processed; as the batch closes, every partition is written and each
+    message gets exactly one verdict: success when all its rows are stored, failure when it could
+    not be decoded or a partition it has rows in could not be written. Powertools then answers
+    ``batchItemFailures`` with exactly the failed messages, and raises ``BatchProcessingError``
+    (the invocation fails, SQS retries the whole batch) when every message failed.
+
+    :meth:`process` gives ``("decoded", message, record)`` for a message waiting for the write and
+    ``("fail", error, record)`` for one that could not be decoded; the final verdicts are in
+    :meth:`response` and :attr:`outcome` once the ``with`` block (or ``process_partial_response``)
+    has ended. The processor is reused across invocations, as a Lambda handler's module-level
+    processor is: each batch starts from nothing.
     """
 
-    def __init__(self, storage: Storage, **kwargs: Any) -> None:
-        super().__init__(event_type=EventType.SQS, **kwargs)
+    def __init__(self, storage: Storage, logger: logging.Logger | Logger | None = None) -> None:
+        # Powertools types the logger as logging.Logger but only calls .warning(..., exc_info=...),
+        # which its own Logger has: the writer function passes its Powertools Logger.
+        super().__init__(event_type=EventType.SQS, logger=logger)  # type: ignore[arg-type]
         self.storage = storage
         self.outcome = BatchOutcome()
+        self._decoded: list[tuple[DecodedMessage, dict[str, Any]]] = []
 
-    def process(self) -> list[tuple[Any, ...]]:
-        results = super().process()
-        decoded = [(result, record) for status, result, record in results if status == "success"]
-        self.outcome = write_batch(self.storage, [message for message, _record in decoded])
-        if not self.outcome.failed:
-            return results
-        final: list[tuple[Any, ...]] = [entry for entry in results if entry[0] != "success"]
-        for message, record in decoded:
+    def _prepare(self) -> None:
+        super()._prepare()
+        self._decoded = []
+        self.outcome = BatchOutcome()
+
+    def _process_record(self, record: dict[str, Any]) -> tuple[str, Any, Any]:
+        sqs_record = SQSRecord(record)
+        try:
+            message = self.handler(record=sqs_record)
+        except Exception:  # a poison message fails alone, as in Powertools' BatchProcessor
+            return self.failure_handler(sqs_record, sys.exc_info())
+        self._decoded.append((message, record))
+        return ("decoded", message, record)
+
+    async def _async_process_record(self, record: dict[str, Any]) -> tuple[str, Any, Any]:
+        raise NotImplementedError("the writer processes its batch synchronously")
+
+    def _clean(self) -> None:
+        self.outcome = write_batch(self.storage, [message for message, _record in self._decoded])
+        for message, record in self._decoded:
             error = self.outcome.failed.get(message.message_id)
             if error is None:
-                final.append(("success", message, record))
-                continue
-            # success entries hold the raw record, failures the data class (as powertools does)
-            self.success_messages.remove(record)
-            final.append(self.failure_handler(SQSRecord(record), (type(error), error, error.__traceback__)))
-        return final
+                self.success_handler(record, message)
+            else:
+                self.failure_handler(SQSRecord(record), (type(error), error, error.__traceback__))
+        self._decoded = []
+        super()._clean()  # builds batchItemFailures from the failures; raises when all failed
