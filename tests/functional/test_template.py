@@ -7,7 +7,9 @@ The template is read as CloudFormation YAML (cfn-lint's loader, so ``!Ref`` and 
 from __future__ import annotations
 
 import ast
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -460,3 +462,191 @@ def test_the_report_runs_after_the_metrics_by_default(template: dict[str, Any]) 
 @pytest.mark.parametrize("name", SAMPLE_EVENTS)
 def test_sample_triggers_exist_for_the_functions(name: str) -> None:
     assert (ROOT / "events" / f"{name}.json").is_file()
+
+
+# --- API access logs ---------------------------------------------------------------------------
+
+
+def test_the_api_writes_a_json_access_log_to_a_group_with_retention(template: dict[str, Any]) -> None:
+    # GIVEN the API's access log setting
+    setting = _properties(template, "IngestApi")["AccessLogSetting"]
+    group = _resources(template)[setting["DestinationArn"]["Fn::GetAtt"][0]]
+
+    # THEN it goes to a log group of the stack that expires with the functions' logs
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # AND each request is one line of JSON (messageString is API Gateway's own quoted string)
+    line = setting["Format"]
+    assert "\n" not in line
+    record = json.loads(line.replace("$context.error.messageString", '"message"'))
+    assert record["requestId"] == "$context.requestId"
+    assert {"status", "ip", "path", "responseLatency", "integrationStatus", "errorType"} <= record.keys()
+    # AND no header or key is logged: x-api-key is the app's secret
+    assert not re.search(r"apiKey|header|requestOverride|\$input", line, re.IGNORECASE)
+
+
+def test_the_region_gets_a_logging_role_for_api_gateway_unless_it_has_one(template: dict[str, Any]) -> None:
+    # GIVEN the role API Gateway writes logs with, and the account setting naming it
+    resources = _resources(template)
+    role, account = resources["ApiGatewayCloudWatchRole"], resources["ApiGatewayAccount"]
+    condition = template["Conditions"]["CreateApiGatewayLoggingRole"]
+
+    # THEN both exist only with ApiGatewayLoggingRole=create (the default): "existing" leaves the
+    # account's own setting alone
+    assert role["Condition"] == account["Condition"] == "CreateApiGatewayLoggingRole"
+    assert condition == {"Fn::Equals": [{"Ref": "ApiGatewayLoggingRole"}, "create"]}
+    assert template["Parameters"]["ApiGatewayLoggingRole"]["Default"] == "create"
+    assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}
+    # AND only API Gateway may assume the role, which holds AWS's logging policy and nothing else
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == {
+        "Effect": "Allow",
+        "Principal": {"Service": "apigateway.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+    assert role["Properties"]["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}
+    ]
+    assert "Policies" not in role["Properties"]
+    # AND it outlives the stack: other APIs of the region log through the same setting
+    assert role["DeletionPolicy"] == role["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_api_stage_is_created_after_the_account_logging_setting(template: dict[str, Any]) -> None:
+    # GIVEN what the API depends on
+    resources = _resources(template)
+    handle = resources[resources["IngestApi"]["DependsOn"]]
+
+    # THEN it is a handle that references the account setting when the stack creates it (a stage
+    # with access logs fails without the setting; DependsOn cannot name a conditional resource)
+    assert handle["Type"] == "AWS::CloudFormation::WaitConditionHandle"
+    assert "Condition" not in handle
+    assert {"Fn::If": ["CreateApiGatewayLoggingRole", {"Ref": "ApiGatewayAccount"}, "existing"]} in handle[
+        "Metadata"
+    ].values()
+
+
+# --- daily jobs that fail ----------------------------------------------------------------------
+
+DAILY_JOBS = ["MetricsFunction", "ReportFunction"]
+
+
+def _rule_arn(name: Any) -> dict[str, str]:
+    """The ARN of an EventBridge rule of this account and region named ``name`` (a !Sub)."""
+    return {
+        "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/" + name["Fn::Sub"]
+    }
+
+
+@pytest.mark.parametrize("function", DAILY_JOBS)
+def test_a_daily_run_that_fails_its_retries_goes_to_the_failure_queue(
+    template: dict[str, Any], function: str
+) -> None:
+    # GIVEN how Lambda handles the function's asynchronous (scheduled) invocations
+    config = _properties(template, function)["EventInvokeConfig"]
+
+    # THEN after Lambda's retries the failure record (error and scheduled event) goes to the queue
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["DailyJobFailureQueue", "Arn"]},
+    }
+    assert 0 < config["MaximumRetryAttempts"] <= 2
+    # AND a run is given up well before the next day's run
+    assert config["MaximumEventAgeInSeconds"] <= 6 * 3600
+
+
+@pytest.mark.parametrize("function", DAILY_JOBS)
+def test_a_schedule_that_cannot_invoke_its_function_dead_letters_to_the_same_queue(
+    template: dict[str, Any], function: str
+) -> None:
+    # GIVEN the function's schedule (an EventBridge rule targeting it)
+    (schedule,) = _events_of_type(template, function, "Schedule")
+
+    # THEN an event EventBridge could not deliver within an hour lands in the failure queue
+    assert schedule["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DailyJobFailureQueue", "Arn"]}}
+    assert schedule["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600
+    # AND the queue's policy lets exactly this rule send there
+    (statement,) = _properties(template, "DailyJobFailureQueuePolicy")["PolicyDocument"]["Statement"]
+    assert _rule_arn(schedule["Name"]) in statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+
+
+def test_only_the_two_schedules_may_send_to_the_failure_queue(template: dict[str, Any]) -> None:
+    # GIVEN the failure queue's resource policy and the two schedules' rule names
+    policy = _properties(template, "DailyJobFailureQueuePolicy")
+    names = [_events_of_type(template, function, "Schedule")[0]["Name"] for function in DAILY_JOBS]
+
+    # THEN EventBridge may send messages to it, only on behalf of those two rules, and nothing else
+    # (the functions write their failure records with their own roles: SAM grants each
+    # sqs:SendMessage on this queue alone for its EventInvokeConfig)
+    assert policy["Queues"] == [{"Ref": "DailyJobFailureQueue"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["DailyJobFailureQueue", "Arn"]}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": [_rule_arn(name) for name in names]}}
+
+
+def test_an_alarm_fires_when_a_daily_run_did_not_complete(template: dict[str, Any]) -> None:
+    # GIVEN the alarms on the failure queue
+    (alarm,) = [
+        resource["Properties"]
+        for resource in _resources(template).values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and resource["Properties"].get("Dimensions")
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DailyJobFailureQueue", "QueueName"]}}]
+    ]
+
+    # THEN one message is enough, and it notifies the alarm topic when there is one
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["AlarmActions"] == {
+        "Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
+    }
+    # AND the failure records are kept as long as SQS keeps anything: time to fix and replay
+    assert _properties(template, "DailyJobFailureQueue")["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+# --- what a stack deletion or replacement keeps ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resource", "policy"),
+    [
+        ("LakeBucket", "Retain"),  # the lake
+        ("IngestQueue", "Retain"),  # accepted (acknowledged) events not yet written
+        ("IngestDeadLetterQueue", "Retain"),  # accepted events the writer failed to store
+        ("DailyJobFailureQueue", "Delete"),  # failure reports: the lake still has everything
+        ("IngestLogGroup", "Delete"),  # logs expire anyway, and a kept group would block a
+        ("WriterLogGroup", "Delete"),  # new stack of the same name (the names are fixed)
+        ("MetricsLogGroup", "Delete"),
+        ("ReportLogGroup", "Delete"),
+        ("ApiAccessLogGroup", "Delete"),
+    ],
+)
+def test_data_is_retained_and_the_rest_deleted_with_the_stack(
+    template: dict[str, Any], resource: str, policy: str
+) -> None:
+    attributes = _resources(template)[resource]
+
+    assert (attributes["DeletionPolicy"], attributes["UpdateReplacePolicy"]) == (policy, policy)
+
+
+def test_every_bucket_queue_and_log_group_states_what_deletion_does(template: dict[str, Any]) -> None:
+    # GIVEN every resource that holds data or logs
+    holders = {
+        name: resource
+        for name, resource in _resources(template).items()
+        if resource["Type"] in {"AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::Logs::LogGroup"}
+    }
+
+    # THEN none relies on CloudFormation's default: a new one must choose
+    assert len(holders) >= 9  # the nine of the table above, and any added since
+    undecided = [
+        name
+        for name, resource in holders.items()
+        if not {"DeletionPolicy", "UpdateReplacePolicy"} <= resource.keys()
+    ]
+    assert undecided == []
