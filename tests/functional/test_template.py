@@ -397,7 +397,7 @@ def test_the_ingest_function_writes_only_quarantine(template: dict[str, Any]) ->
     ("function", "prefixes"),
     [
         ("WriterFunction", {"events/"}),
-        ("MetricsFunction", {"metrics/", "state/", "events/"}),
+        ("MetricsFunction", {"metrics/", "state/", "facts/", "events/"}),
         ("ReportFunction", {"reports/", "reports/*/sent/"}),
     ],
 )
