@@ -1,7 +1,9 @@
-"""Ingest function: ``POST /v1/apps/{app_id}/events`` behind API Gateway (REST API, proxy integration).
+"""Ingest function: the HTTP API behind API Gateway (REST API, proxy integration).
 
-Validates the batch, quarantines rejected events in the lake, enqueues accepted ones on SQS for
-the writer function, and answers 202 only once both are durable (see ``minidrama.api``).
+``POST /v1/apps/{app_id}/events`` validates the batch, quarantines rejected events in the lake,
+enqueues accepted ones on SQS for the writer function, and answers 202 only once both are
+durable. The routes are :func:`minidrama.router.build_router`'s, the same that ``minidrama serve``
+resolves locally.
 """
 
 from __future__ import annotations
@@ -11,19 +13,18 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from minidrama.api import AppDirectory, handle_post_events
+from minidrama.api import ApiResponse, AppDirectory
 from minidrama.lake import S3Storage
 from minidrama.queue import SqsSink
+from minidrama.router import build_router
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = APIGatewayRestResolver()
 
 storage = S3Storage(boto3.client("s3"), os.environ["LAKE_BUCKET"])
 sink = SqsSink(boto3.client("sqs"), os.environ["QUEUE_URL"])
@@ -31,19 +32,7 @@ sink = SqsSink(boto3.client("sqs"), os.environ["QUEUE_URL"])
 directory = AppDirectory(storage, ttl_seconds=60.0)
 
 
-@app.post("/v1/apps/<app_id>/events")
-@tracer.capture_method
-def post_events(app_id: str) -> Response:
-    request = app.current_event
-    answer = handle_post_events(
-        app_id,
-        request.headers,
-        request.body,
-        is_base64_encoded=request.is_base64_encoded,
-        directory=directory,
-        storage=storage,
-        sink=sink,
-    )
+def record_answer(app_id: str, answer: ApiResponse) -> None:
     metrics.add_metric(name="AcceptedEvents", unit=MetricUnit.Count, value=answer.accepted)
     metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=answer.rejected)
     logger.info(
@@ -55,12 +44,9 @@ def post_events(app_id: str) -> Response:
             "rejected": answer.rejected,
         },
     )
-    return Response(
-        status_code=answer.status,
-        content_type=content_types.APPLICATION_JSON,
-        body=answer.body,
-        headers=answer.headers,
-    )
+
+
+app = build_router(directory=directory, storage=storage, sink=sink, on_answer=record_answer)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

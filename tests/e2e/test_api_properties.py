@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 from minidrama.config import register_app
 from minidrama.lake import LocalStorage
 from minidrama.schema import FUNNEL_PAGE_VIEWS, KNOWN_EVENT_NAMES
-from minidrama.server import make_server
+from minidrama.server import serve_in_background
 
 APP = "prop-app"
 
@@ -142,14 +141,8 @@ class Endpoint:
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     lake = LocalStorage(tmp_path_factory.mktemp("properties") / "lake")
     _app, key = register_app(lake, APP)
-    server = make_server(lake, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Endpoint(lake, f"http://127.0.0.1:{server.server_address[1]}", key)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_background(lake) as url:
+        yield Endpoint(lake, url, key)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -18,8 +18,9 @@ from moto import mock_aws
 from minidrama.config import hash_api_key
 from minidrama.ingestion import MAX_BODY_BYTES
 from minidrama.lake import APPS_CONFIG_KEY, S3Storage
-from minidrama.queue import MAX_MESSAGE_BYTES, SqsSink, decode_message
+from minidrama.queue import MAX_MESSAGE_BYTES, decode_message
 from tests.conftest import LambdaContext, load_event, load_handler
+from tests.contract import assert_documented
 
 BUCKET = "minidrama-lake"
 SAMPLE = load_event("ingest_request")
@@ -177,8 +178,9 @@ def test_a_base64_encoded_body_is_decoded(stack: Stack) -> None:
     ],
 )
 def test_every_status_code(stack: Stack, make_event: Any, status: int, error: str | None) -> None:
-    answered, body, _headers = stack.call(make_event())
+    answered, body, headers = stack.call(make_event())
     assert answered == status
+    assert_documented(answered, body, headers)
     if error:
         assert body["error"] == error and body["message"]
         assert stack.queued_rows() == []
@@ -202,10 +204,8 @@ def test_a_full_request_is_split_into_messages_within_the_sqs_limits(stack: Stac
 
 
 def test_entries_sqs_reports_failed_are_retried(stack: Stack) -> None:
-    # GIVEN SQS failing one entry of the first call (botocore Stubber), then accepting the retry
-    client = boto3.client("sqs")
-    sink = SqsSink(client, stack.queue_url, sleep=lambda _seconds: None)
-    stubber = Stubber(client)
+    # GIVEN the function's own SQS client failing one entry of the first call, then taking the retry
+    stubber = Stubber(stack.handler.sink.client)
     stubber.add_response(
         "send_message_batch",
         {
@@ -217,7 +217,6 @@ def test_entries_sqs_reports_failed_are_retried(stack: Stack) -> None:
         "send_message_batch",
         {"Successful": [{"Id": "0", "MessageId": "m-1", "MD5OfMessageBody": "x" * 32}], "Failed": []},
     )
-    stack.handler.sink = sink
     # WHEN the sample request arrives
     with stubber:
         status, body, _headers = stack.call(SAMPLE)
@@ -227,25 +226,23 @@ def test_entries_sqs_reports_failed_are_retried(stack: Stack) -> None:
 
 
 def test_entries_failing_every_retry_answer_503(stack: Stack) -> None:
-    client = boto3.client("sqs")
-    stubber = Stubber(client)
+    stubber = Stubber(stack.handler.sink.client)
     failed = {"Successful": [], "Failed": [{"Id": "0", "SenderFault": False, "Code": "InternalError"}]}
-    for _attempt in range(3):
+    for _attempt in range(stack.handler.sink.max_attempts):
         stubber.add_response("send_message_batch", failed)
-    stack.handler.sink = SqsSink(client, stack.queue_url, max_attempts=3, sleep=lambda _seconds: None)
     with stubber:
         status, body, headers = stack.call(SAMPLE)
+    stubber.assert_no_pending_responses()
     assert status == 503 and body["error"] == "unavailable"
     assert headers["Retry-After"] == "1"
+    assert_documented(status, body, headers)
 
 
 def test_an_sqs_error_on_the_whole_call_answers_503(stack: Stack) -> None:
-    client = boto3.client("sqs")
-    stubber = Stubber(client)
+    stubber = Stubber(stack.handler.sink.client)
     stubber.add_client_error(
         "send_message_batch", "AWS.SimpleQueueService.NonExistentQueue", http_status_code=400
     )
-    stack.handler.sink = SqsSink(client, stack.queue_url)
     with stubber:
         status, body, _headers = stack.call(SAMPLE)
     assert status == 503 and "retry" in body["message"]
@@ -255,5 +252,35 @@ def test_other_routes_are_404(stack: Stack) -> None:
     event = request()
     event["path"] = "/v1/apps/sample-app/other"
     event["resource"] = "/{proxy+}"
-    status, _body, _headers = stack.call(event)
-    assert status == 404
+    status, body, headers = stack.call(event)
+    assert (status, body["error"]) == (404, "not_found")
+    assert_documented(status, body, headers)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND"])
+def test_other_methods_on_the_events_path_are_405(stack: Stack, method: str) -> None:
+    # GIVEN the sample request with another method (API Gateway routes only POST; the router is shared)
+    event = request()
+    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
+    # WHEN resolved
+    status, body, headers = stack.call(event)
+    # THEN 405 naming the method, with Allow: POST, and nothing enqueued
+    assert (status, body["error"], headers["Allow"]) == (405, "method_not_allowed", "POST")
+    assert method in body["message"]
+    assert_documented(status, body, headers)
+    assert stack.queued_rows() == []
+
+
+def test_a_route_that_fails_answers_500_in_the_contract_shape(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN publishing the metrics fails (a bug or an outage after the events were enqueued)
+    def fail(**_kwargs: Any) -> None:
+        raise RuntimeError("metrics down")
+
+    monkeypatch.setattr(stack.handler.metrics, "add_metric", fail)
+    # WHEN a request arrives
+    status, body, headers = stack.call(SAMPLE)
+    # THEN the answer is JSON 500 internal_error, not a Lambda error (API Gateway's 502)
+    assert (status, body["error"]) == (500, "internal_error")
+    assert_documented(status, body, headers)

@@ -1,16 +1,17 @@
 """The HTTP contract of ``POST /v1/apps/{app_id}/events``, shared by the ingest function and the local server.
 
 :func:`handle_post_events` takes the app id from the path, the request headers and the raw
-body, and returns an :class:`ApiResponse` (status and JSON body); the Lambda handler and the
-local server only translate their request and answer formats. ``openapi.yaml`` beside this
-module documents the same contract.
+body, and returns an :class:`ApiResponse` (status and JSON body). It is the route of
+:mod:`minidrama.router`, which the Lambda handler and the local server both resolve through.
+``openapi.yaml`` beside this module documents the same contract.
 
 Checks, in order (the first that fails answers):
 
 1. ``401`` no ``x-api-key`` header (any letter case).
 2. ``404`` the app is unknown (or its id is not a valid app id).
 3. ``403`` the key is not the app's key (constant-time comparison of hashes).
-4. ``413`` body over 1 MiB; ``400`` body not UTF-8 JSON ``{"events": [...]}``; ``413`` over 1,000 events.
+4. ``413`` body over 1 MiB; ``400`` body not UTF-8 JSON ``{"events": [...]}`` (UTF-16, UTF-32 and
+   a byte order mark included, which ``json.loads`` alone would take); ``413`` over 1,000 events.
 5. ``202`` ``{"accepted": N, "rejected": [{"index", "event_id", "errors"}]}`` once the accepted
    events are durable; ``503`` when they could not be made durable (retry the request).
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import logging
 import threading
 import time
@@ -33,7 +35,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from minidrama.config import APP_ID_PATTERN, AppConfig, Rates, api_key_matches, load_apps, load_rates
-from minidrama.ingestion import RequestError, Sink, ingest, parse_request_body
+from minidrama.ingestion import (
+    MAX_BODY_BYTES,
+    MalformedRequestError,
+    RequestError,
+    Sink,
+    ingest,
+    parse_request_body,
+)
 from minidrama.lake import Storage
 
 __all__ = [
@@ -43,6 +52,7 @@ __all__ = [
     "AppDirectory",
     "error_response",
     "request_body_bytes",
+    "require_utf8_text",
     "handle_post_events",
 ]
 
@@ -140,6 +150,27 @@ def request_body_bytes(body: str | bytes | None, is_base64_encoded: bool = False
     return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
 
 
+def require_utf8_text(body: bytes) -> bytes:
+    """``body`` if it is UTF-8 without a byte order mark, else :class:`MalformedRequestError`.
+
+    ``json.loads`` on bytes guesses UTF-16 and UTF-32 from NUL bytes and skips a BOM; the contract
+    takes UTF-8 only. JSON text never holds a raw NUL byte, so one means another encoding.
+    """
+    if body.startswith(codecs.BOM_UTF8):
+        raise MalformedRequestError("request body starts with a byte order mark: send UTF-8 without one")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedRequestError(
+            f"request body is not UTF-8 text: {error.reason} at byte {error.start}"
+        ) from error
+    if b"\x00" in body:
+        raise MalformedRequestError(
+            f"request body is not UTF-8 JSON text: a NUL byte at byte {body.index(0)} (UTF-16 or UTF-32?)"
+        )
+    return body
+
+
 def _unavailable(message: str) -> ApiResponse:
     return error_response(503, "unavailable", message, {"Retry-After": "1"})
 
@@ -184,7 +215,9 @@ def handle_post_events(
             403, "invalid_api_key", f"the {API_KEY_HEADER} header is not the API key of app {app_id!r}"
         )
     try:
-        events = parse_request_body(request_body_bytes(body, is_base64_encoded))
+        raw = request_body_bytes(body, is_base64_encoded)
+        # Over the limit is a 413 whatever the bytes are; parse_request_body says so.
+        events = parse_request_body(raw if len(raw) > MAX_BODY_BYTES else require_utf8_text(raw))
     except RequestError as error:
         return error_response(error.status, error.code, str(error))
     received = received_at or datetime.now(UTC)

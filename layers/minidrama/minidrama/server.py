@@ -1,169 +1,496 @@
-"""``minidrama serve``: the ingestion HTTP API on a local lake, same contract as API Gateway.
+"""``minidrama serve``: the HTTP API on a local lake, through the same router as the deployed function.
 
-``POST /v1/apps/{app_id}/events`` is answered by :func:`minidrama.api.handle_post_events`;
-accepted events go straight to Parquet files in the lake (written to a temporary file, fsync'd
-and renamed into place) before the ``202``. Other paths answer a JSON ``404``, other methods
-on the events path a JSON ``405``. Each request runs in its own thread; on Ctrl-C or SIGTERM
-the server stops accepting and lets the requests in flight finish.
+Each HTTP request becomes the API Gateway proxy event that the ingest function receives
+(:mod:`minidrama.gateway`) and is resolved by :func:`minidrama.router.build_router`, so the local
+and the deployed contract are one code path. Accepted events go to Parquet files in the lake
+(temporary file, fsync, rename) before the ``202``.
+
+The server is asyncio with h11, a strict HTTP/1.1 parser. With the defaults of :class:`Limits`:
+
+- a connection with no request begun (new, or kept alive after an answer) is closed after
+  ``idle_timeout`` (5 s); a request must arrive whole, head and body, within ``request_timeout``
+  (15 s) of its first byte, else ``408``; the client must take the answer within ``write_timeout``.
+- at most ``max_connections`` (256) are open; one more is answered ``503`` and closed.
+- ``413`` as soon as a ``Content-Length`` over 1 MiB is read, without reading the body (a chunked
+  body is read to 1 MiB and one byte); ``400`` for a body shorter than its ``Content-Length``
+  (nothing is stored), for two ``Content-Length`` headers or one with ``Transfer-Encoding``, and
+  for anything else h11 refuses; ``501`` for a transfer coding other than ``chunked``;
+  ``414``/``431`` when the request line alone / the request line and headers exceed
+  ``max_head_bytes`` (16 KiB). Any method reaches the router: a method other than POST on the
+  events path is a ``405`` (TRACE, PROPFIND, QUERY, ... alike), any path it has not a ``404``.
+- every answer is JSON in the contract's error shape, or the router's own answer.
+- requests are resolved one after another on one worker thread (Powertools keeps the request
+  being resolved on its router class); connections are read and written concurrently.
+- SIGTERM or Ctrl-C: stop accepting, close idle connections, finish the requests in flight
+  (answered with ``Connection: close``), then return.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import asyncio
+import logging
 import signal
-import sys
 import threading
-import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
-from minidrama.api import ApiResponse, AppDirectory, error_response, handle_post_events
+import h11
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from minidrama.api import AppDirectory
+from minidrama.gateway import (
+    HttpAnswer,
+    HttpRequest,
+    error_answer,
+    framing_error,
+    http_answer,
+    oversized_head,
+    proxy_event,
+)
 from minidrama.ingestion import MAX_BODY_BYTES
 from minidrama.lake import Storage
-from minidrama.writer import ParquetSink
+from minidrama.router import build_router
+from minidrama.writer import write_events
 
-__all__ = ["make_server", "serve"]
+__all__ = ["Limits", "LocalServer", "serve", "serve_in_background"]
 
-_EVENTS_PATH = re.compile(r"^/v1/apps/(?P<app_id>[^/?#]+)/events/?(?:\?.*)?$")
+logger = logging.getLogger(__name__)
+
+_READ_SIZE = 64 * 1024
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # let requests in flight finish their writes on shutdown
-    block_on_close = True
+@dataclass(frozen=True)
+class Limits:
+    """How long and how much the server waits for and takes from clients (seconds, bytes)."""
 
-    def __init__(self, address: tuple[str, int], storage: Storage) -> None:
-        super().__init__(address, _Handler)
+    max_connections: int = 256
+    idle_timeout: float = 5.0
+    request_timeout: float = 15.0
+    write_timeout: float = 15.0
+    max_head_bytes: int = 16 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES
+    # After refusing a body that is still coming, keep reading (and dropping) it this long so that
+    # closing does not reset the connection before the client has read the answer.
+    linger_seconds: float = 2.0
+
+
+class _LakeSink:
+    """Accepted rows straight to Parquet in the lake, durable once written; keeps nothing between requests."""
+
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
+
+    def write(self, app_id: str, rows: list[dict[str, Any]], encoded: list[bytes] | None = None) -> None:
+        write_events(self.storage, app_id, rows)
+
+
+class _Refused(Exception):
+    """A request answered before it reached the router."""
+
+    def __init__(self, answer: HttpAnswer) -> None:
+        super().__init__(answer.status)
+        self.answer = answer
+
+
+class _Gone(Exception):
+    """The connection ends without an answer: the client closed it or stayed idle too long."""
+
+
+@dataclass
+class _Exchange:
+    """One request on a connection, as far as it got."""
+
+    method: str = "-"
+    target: str = "-"
+    deadline: float | None = None
+
+
+def _discard_received_body(conn: h11.Connection) -> None:
+    """Drop the body of a refused request if it has all arrived already, so the connection can go on."""
+    with suppress(h11.RemoteProtocolError):
+        while conn.their_state is h11.SEND_BODY:
+            if conn.next_event() in (h11.NEED_DATA, h11.PAUSED):
+                return
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class LocalServer:
+    """The ingestion API on ``storage``; :meth:`run` serves until :meth:`stop`."""
+
+    def __init__(self, storage: Storage, limits: Limits | None = None) -> None:
+        self.storage = storage
+        self.limits = limits or Limits()
         # Local reads of config/apps.json are cheap: re-read often, so `apps add` works at once.
-        self.directory = AppDirectory(storage, ttl_seconds=2.0, recheck_seconds=0.0)
+        directory = AppDirectory(storage, ttl_seconds=2.0, recheck_seconds=0.0)
+        self._router = build_router(directory=directory, storage=storage, sink=_LakeSink(storage))
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minidrama-router")
+        self._connections: set[asyncio.Task[None]] = set()
+        self._idle: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._stop_requested: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
+    # --- lifecycle -----------------------------------------------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "minidrama"
-
-    def do_POST(self) -> None:
-        match = _EVENTS_PATH.match(self.path)
-        if match is None:
-            self._drain_and_answer(_not_found(self.path))
-            return
-        body = self._read_body()
+    async def run(
+        self,
+        host: str,
+        port: int,
+        on_listening: Callable[[str, int], None],
+        *,
+        handle_signals: bool = False,
+    ) -> None:
+        """Listen on ``host:port`` (port 0: any free one), tell ``on_listening``, serve until stopped."""
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        listener = await asyncio.start_server(
+            self._connection, host, port, backlog=self.limits.max_connections
+        )
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(signum, self.stop)
+        bound = listener.sockets[0].getsockname()
+        on_listening(str(bound[0]), int(bound[1]))
         try:
-            response = handle_post_events(
-                match["app_id"],
-                dict(self.headers.items()),
-                body,
-                directory=self.server.directory,
-                storage=self.server.storage,
-                sink=ParquetSink(self.server.storage),
-            )
-        except Exception:  # a bug, not a client error: answer JSON, keep serving, show the traceback
-            traceback.print_exc()
-            response = error_response(500, "internal_error", "the server failed; retry the same request")
-        self._answer(response)
+            await self._stop_requested.wait()
+        finally:
+            listener.close()
+            for task in list(self._idle):
+                task.cancel()
+            if self._connections:
+                grace = self.limits.request_timeout + self.limits.write_timeout + 10
+                await asyncio.wait(set(self._connections), timeout=grace)
+            self._executor.shutdown(wait=True)
 
-    def _other_method(self) -> None:
-        if _EVENTS_PATH.match(self.path) is None:
-            self._drain_and_answer(_not_found(self.path))
+    def stop(self) -> None:
+        """Begin a graceful stop; call from the server's event loop (:meth:`stop_threadsafe` elsewhere)."""
+        self._stopping = True
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    def stop_threadsafe(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.stop)
+
+    # --- one connection ------------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._connections) >= self.limits.max_connections or self._stopping:
+            await self._refuse_connection(writer)
             return
-        self._drain_and_answer(
-            error_response(
-                405, "method_not_allowed", f"{self.command} is not allowed here; use POST", {"Allow": "POST"}
+        self._connections.add(task)
+        peer = writer.get_extra_info("peername")
+        source_ip = str(peer[0]) if isinstance(peer, tuple) else "127.0.0.1"
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head_bytes)
+        linger = False
+        try:
+            while True:
+                keep_alive, linger = await self._exchange(conn, reader, writer, source_ip)
+                if not keep_alive:
+                    break
+                conn.start_next_cycle()
+        except (_Gone, ConnectionError, TimeoutError, asyncio.CancelledError):
+            pass  # the client went away, stayed idle, did not read its answer, or the server stops
+        except Exception:
+            logger.exception("a connection failed")
+        finally:
+            self._connections.discard(task)
+            await self._close(reader, writer, linger=linger)
+
+    async def _exchange(
+        self, conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source_ip: str
+    ) -> tuple[bool, bool]:
+        """Read one request and answer it; returns (keep the connection, linger before closing)."""
+        started = time.monotonic()
+        exchange = _Exchange()
+        try:
+            request, head = await self._read_head(conn, reader, exchange)
+            refusal = self._refusal(request, head)
+            if refusal is not None:
+                raise _Refused(refusal)
+            body = await self._read_body(conn, reader, writer, exchange)
+            answer = await self._resolve(request, body, source_ip)
+        except _Refused as refused:
+            answer = refused.answer
+            _discard_received_body(conn)
+        body_unread = conn.their_state is not h11.DONE
+        await self._send(conn, writer, answer, exchange.method, close=body_unread or self._stopping)
+        logger.info(
+            '%s "%s %s" %d %.1f ms',
+            source_ip,
+            exchange.method,
+            exchange.target[:200],
+            answer.status,
+            (time.monotonic() - started) * 1000,
+        )
+        keep_alive = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+        return keep_alive, body_unread
+
+    async def _read(self, reader: asyncio.StreamReader, timeout: float) -> bytes:
+        async with asyncio.timeout(max(timeout, 0.0)):
+            return await reader.read(_READ_SIZE)
+
+    async def _read_head(
+        self, conn: h11.Connection, reader: asyncio.StreamReader, exchange: _Exchange
+    ) -> tuple[h11.Request, bytes]:
+        loop = asyncio.get_running_loop()
+        head = bytearray(conn.trailing_data[0])  # a pipelined request already received
+        if head:
+            exchange.deadline = loop.time() + self.limits.request_timeout
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as error:
+                raise _Refused(self._protocol_error(error, bytes(head))) from error
+            if isinstance(event, h11.Request):
+                exchange.method = event.method.decode("ascii", "replace")
+                exchange.target = event.target.decode("latin-1")
+                return event, bytes(head)
+            if isinstance(event, h11.ConnectionClosed):
+                raise _Gone
+            if exchange.deadline is None:
+                data = await self._wait_for_request(reader)
+                exchange.deadline = loop.time() + self.limits.request_timeout
+            else:
+                try:
+                    data = await self._read(reader, exchange.deadline - loop.time())
+                except TimeoutError:
+                    raise _Refused(self._timed_out("request line and headers")) from None
+            if len(head) <= self.limits.max_head_bytes:
+                head += data
+            conn.receive_data(data)
+
+    async def _wait_for_request(self, reader: asyncio.StreamReader) -> bytes:
+        """The first bytes of a request, or :class:`_Gone` after ``idle_timeout`` (or a stop) with none."""
+        task = asyncio.current_task()
+        assert task is not None
+        if self._stopping:
+            raise _Gone
+        self._idle.add(task)
+        try:
+            data = await self._read(reader, self.limits.idle_timeout)
+        except TimeoutError:
+            raise _Gone from None
+        finally:
+            self._idle.discard(task)
+        if not data:
+            raise _Gone
+        return data
+
+    def _refusal(self, request: h11.Request, head: bytes) -> HttpAnswer | None:
+        """The answer to a request that must not reach the router, decided from its head alone."""
+        # h11 limits only a head that arrives in pieces; one read can bring a whole large head.
+        refused = oversized_head(head, self.limits.max_head_bytes) or framing_error(head)
+        if refused is not None:
+            return refused
+        length = next((value for name, value in request.headers if name == b"content-length"), None)
+        if length is not None and int(length) > self.limits.max_body_bytes:
+            return error_answer(
+                413,
+                "payload_too_large",
+                f"request body of {int(length)} bytes is over the limit of "
+                f"{self.limits.max_body_bytes} bytes (1 MiB): send the events in smaller batches",
             )
+        return None
+
+    async def _read_body(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        exchange: _Exchange,
+    ) -> bytes:
+        loop = asyncio.get_running_loop()
+        assert exchange.deadline is not None
+        if conn.they_are_waiting_for_100_continue:
+            await self._write(
+                writer, conn.send(h11.InformationalResponse(status_code=100, headers=[], reason="Continue"))
+            )
+        body = bytearray()
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as error:
+                # Typically a client that closed before sending all of its Content-Length.
+                raise _Refused(
+                    error_answer(400, "malformed_request", f"the request body is incomplete: {error}")
+                ) from error
+            if isinstance(event, h11.EndOfMessage):
+                return bytes(body)
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.limits.max_body_bytes:
+                    raise _Refused(
+                        error_answer(
+                            413,
+                            "payload_too_large",
+                            f"request body is over the limit of {self.limits.max_body_bytes} bytes (1 MiB): "
+                            "send the events in smaller batches",
+                        )
+                    )
+                continue
+            try:
+                data = await self._read(reader, exchange.deadline - loop.time())
+            except TimeoutError:
+                raise _Refused(self._timed_out("request body")) from None
+            conn.receive_data(data)  # b"" at the end of the stream: h11 then says what is missing
+
+    async def _resolve(self, request: h11.Request, body: bytes, source_ip: str) -> HttpAnswer:
+        http_request = HttpRequest(
+            method=request.method.decode("ascii"),
+            target=request.target.decode("latin-1"),
+            headers=[
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, value in request.headers.raw_items()
+            ],
+            body=body,
+            source_ip=source_ip,
+        )
+        event = proxy_event(http_request, request_id=str(uuid.uuid4()), received_at=datetime.now(UTC))
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._resolve_event, event)
+
+    def _resolve_event(self, event: dict[str, Any]) -> HttpAnswer:
+        try:
+            # The routes read no Lambda context; Powertools' type stands in for it.
+            return http_answer(self._router.resolve(event, LambdaContext()))
+        except Exception:
+            logger.exception("resolving a request failed")
+            return error_answer(500, "internal_error", "the server failed; retry the same request later")
+
+    # --- answers -------------------------------------------------------------------------------
+
+    def _protocol_error(self, error: h11.RemoteProtocolError, head: bytes) -> HttpAnswer:
+        if error.error_status_hint == 431:  # h11's receive buffer filled up before the head ended
+            oversized = oversized_head(head, self.limits.max_head_bytes)
+            if oversized is not None:
+                return oversized
+        if error.error_status_hint == 501:
+            return error_answer(501, "not_implemented", f"{error}; send the body with Content-Length")
+        return error_answer(400, "malformed_request", f"the request is not valid HTTP/1.1: {error}")
+
+    def _timed_out(self, part: str) -> HttpAnswer:
+        return error_answer(
+            408,
+            "request_timeout",
+            f"the {part} did not arrive within {self.limits.request_timeout:g} s of the request's first byte",
         )
 
-    do_GET = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _other_method
-
-    def _read_body(self) -> bytes:
-        """The body, read up to one byte over the limit (enough for the API to answer 413)."""
-        limit = MAX_BODY_BYTES + 1
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked(limit)
+    async def _send(
+        self,
+        conn: h11.Connection,
+        writer: asyncio.StreamWriter,
+        answer: HttpAnswer,
+        method: str,
+        *,
+        close: bool,
+    ) -> None:
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        framing = {"content-length", "transfer-encoding", "connection"}
+        headers = [(name, value) for name, value in answer.headers if name.lower() not in framing]
+        headers.append(("Content-Length", str(len(answer.body))))
+        if close:
+            headers.append(("Connection", "close"))
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            reason = HTTPStatus(answer.status).phrase
         except ValueError:
-            self.close_connection = True
-            return b""
-        if length > limit:
-            self.close_connection = True  # the rest stays unread: this connection cannot be reused
-        return self.rfile.read(min(length, limit)) if length > 0 else b""
+            reason = ""
+        data = conn.send(h11.Response(status_code=answer.status, headers=headers, reason=reason))
+        if method != "HEAD" and answer.body:
+            data += conn.send(h11.Data(data=answer.body))
+        data += conn.send(h11.EndOfMessage())
+        await self._write(writer, data)
 
-    def _read_chunked(self, limit: int) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                self.close_connection = True
-                return b""
-            if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers
-                    pass
-                return b"".join(parts)
-            if total + size > limit:
-                parts.append(self.rfile.read(limit - total))
-                self.close_connection = True
-                return b"".join(parts)
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(8)  # the CRLF after each chunk
-            total += size
+    async def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(data)
+        async with asyncio.timeout(self.limits.write_timeout):
+            await writer.drain()
 
-    def _drain_and_answer(self, response: ApiResponse) -> None:
-        # A body we will not read would be taken for the next request on a kept-alive connection.
-        if self.headers.get("Content-Length") not in (None, "0") or self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-        self._answer(response)
+    async def _refuse_connection(self, writer: asyncio.StreamWriter) -> None:
+        """Answer 503 to a connection over the limit, without reading from it, and close it."""
+        answer = error_answer(
+            503,
+            "unavailable",
+            f"the server has {self.limits.max_connections} connections open; retry in a moment",
+            {"Retry-After": "1"},
+        )
+        with suppress(Exception):
+            await self._send(h11.Connection(h11.SERVER), writer, answer, "-", close=True)
+            if writer.can_write_eof():
+                writer.write_eof()
+        writer.close()
 
-    def _answer(self, response: ApiResponse) -> None:
-        payload = json.dumps(response.body).encode()
-        self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+    async def _close(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, linger: bool
+    ) -> None:
+        with suppress(Exception):
+            if linger and not reader.at_eof():
+                if writer.can_write_eof():
+                    writer.write_eof()
+                async with asyncio.timeout(self.limits.linger_seconds):
+                    while await reader.read(_READ_SIZE):
+                        pass
+        writer.close()
+        with suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
 
 
-def _not_found(path: str) -> ApiResponse:
-    return error_response(
-        404, "not_found", f"no such endpoint {path!r}; events go to POST /v1/apps/{{app_id}}/events"
-    )
+def serve(storage: Storage, host: str = "127.0.0.1", port: int = 8080, limits: Limits | None = None) -> None:
+    """Serve until SIGTERM or Ctrl-C; prints the URL it listens on (the real port when ``port`` is 0)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    def listening(bound_host: str, bound_port: int) -> None:
+        print(
+            f"minidrama: listening on {_url(bound_host, bound_port)}/ "
+            f"(POST /v1/apps/{{app_id}}/events) with the lake {storage.uri}",
+            flush=True,
+        )
+
+    asyncio.run(LocalServer(storage, limits).run(host, port, listening, handle_signals=True))
 
 
-def make_server(storage: Storage, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
-    """A server bound to ``host:port`` (port 0 picks a free one), not yet serving."""
-    return _Server((host, port), storage)
+@contextmanager
+def serve_in_background(
+    storage: Storage, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None
+) -> Iterator[str]:
+    """The server on a thread of this process for the ``with`` block (tests, embedding); yields its URL."""
+    server = LocalServer(storage, limits)
+    listening = threading.Event()
+    bound: list[str] = []
+    failure: list[BaseException] = []
 
+    def listen(bound_host: str, bound_port: int) -> None:
+        bound.append(_url(bound_host, bound_port))
+        listening.set()
 
-def serve(storage: Storage, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve until interrupted; prints the URL it listens on (the real port when ``port`` is 0)."""
-    server = make_server(storage, host, port)
-    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
-    print(
-        f"minidrama: listening on http://{bound_host}:{bound_port}/ "
-        f"(POST /v1/apps/{{app_id}}/events) with the lake {storage.uri}",
-        flush=True,
-    )
+    def run() -> None:
+        try:
+            asyncio.run(server.run(host, port, listen))
+        except BaseException as error:  # reported to the caller below
+            failure.append(error)
+        finally:
+            listening.set()
 
-    def stop(_signum: int, _frame: Any) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
+    thread = threading.Thread(target=run, name="minidrama-serve", daemon=True)
+    thread.start()
+    listening.wait()
+    if not bound:
+        raise RuntimeError(f"the server did not start: {failure[0] if failure else 'unknown'}")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        yield bound[0]
     finally:
-        server.server_close()
+        server.stop_threadsafe()
+        thread.join(timeout=60)
