@@ -734,17 +734,21 @@ class Ltv(Definition):
                     FROM cohort_launches
                     JOIN first_launch ON first_launch.user_id = cohort_launches.user_id
                     WHERE first_launch.first_day IN ({cohort_dates})
-                ), segment_launches AS (
-                    SELECT DISTINCT segment, day, user_id, first_day
+                ), segment_new AS (
+                    -- a new user's first launch in the segment: since no window's activity span
+                    -- starts after its cohort day, it has a launch in the span exactly when this
+                    -- first one is in it (a range's span is the range, a day's is the cohort day)
+                    SELECT segment, user_id, first_day, min(day) AS first_segment_day
                     FROM {by_segment("new_launches", "day, user_id, first_day")} AS expanded
+                    GROUP BY segment, user_id, first_day
                 ), members AS (
-                    SELECT DISTINCT windows.label, segment_launches.segment, segment_launches.user_id,
+                    SELECT windows.label, segment_new.segment, segment_new.user_id,
                            windows.revenue_from, windows.revenue_to
-                    FROM segment_launches
+                    FROM segment_new
                     JOIN {windows}
-                      ON windows.cohort_date = segment_launches.first_day
-                     AND segment_launches.day >= windows.active_from
-                     AND segment_launches.day <= windows.active_to
+                      ON windows.cohort_date = segment_new.first_day
+                     AND segment_new.first_segment_day >= windows.active_from
+                     AND segment_new.first_segment_day <= windows.active_to
                 ), revenue AS (
                     SELECT members.segment, members.label, sum(recharges.amount) AS revenue
                     FROM members

@@ -47,7 +47,10 @@ class RetentionPair:
 class LtvWindow:
     """Part of one LTV cohort: the users whose first launch ever is on ``cohort_date`` and who
     launched in the segment on a day of [``active_from``, ``active_to``], and the days
-    [``revenue_from``, ``revenue_to``] whose recharge orders (any segment) count as their revenue."""
+    [``revenue_from``, ``revenue_to``] whose recharge orders (any segment) count as their revenue.
+
+    ``active_from`` is never after ``cohort_date`` (no one launches before their first launch), so
+    the definition need only check a user's first launch in the segment against the span."""
 
     label: str
     cohort_date: date
