@@ -11,7 +11,9 @@ peak RSS; median of --runs):
            page views per segment; and the ratio (1a)/(1b). Targets: <= 1 s, <= 1/5 of (1b).
   year     (2) the 365-day range document at 50,000 active users a day (a lighter generator:
            launches, session ends, some page views and orders; every day computed once and the
-           lake cached in --workdir). Targets: <= 5 s, <= 1.5 GB peak RSS.
+           lake cached in --workdir; building it takes about 5 min to generate and 30 min to
+           compute on 2 cores). Targets: <= 5 s, <= 1.5 GB peak RSS. A run over 60 s is measured
+           once (its warm-up run is the measurement).
   compute  (3) the daily compute of DAY (steady state: every earlier day computed, as scenario
            "full" of bench/metrics_bench.py) with this code and with the code before the facts
            (commit ca6ad4a, checked out in a git worktree and imported by PYTHONPATH), runs
@@ -24,12 +26,16 @@ peak RSS; median of --runs):
 
 Usage:
   .venv/bin/python bench/range_bench.py [--runs 5] [--slow-runs 3] [--workdir bench/out/range]
-                                        [--only range,year,compute,size,profile]
-                                        [--baseline-commit ca6ad4a] [--baseline-dir /tmp/baseline]
+      [--only range,year,compute,size,profile] [--timeout 900] [--jobs 2]
+      [--baseline-commit ca6ad4a] [--baseline-dir /tmp/baseline] [--keep-baseline]
+      [--new-commit REV] [--new-dir /tmp/range-bench-new]
 
 Each part alone is one command, e.g. ``--only range``. The lakes (and the time it took to build
-and compute them) are kept in --workdir and reused. ``compute`` adds the worktree when it is
-missing and removes it at the end unless --keep-baseline.
+and compute them) are kept in --workdir and reused. ``compute`` adds the baseline worktree when it
+is missing and removes it at the end unless --keep-baseline. "This code" is the installed package
+(the working tree), or with --new-commit that commit in a worktree of its own (removed at the end
+unless --keep-baseline): useful while the working tree is being edited. A child running over
+--timeout seconds is killed and reported as such.
 """
 
 from __future__ import annotations
@@ -249,7 +255,7 @@ def ensure_year_lake(workdir: Path, jobs: int) -> tuple[Path, dict]:
         first, last = days[start], days[min(start + YEAR_COMPUTE_CHUNK, YEAR_DAYS) - 1]
         if first.isoformat() in chunks:
             continue
-        seconds, peak, _ = run_child("compute-all", lake, first, last)
+        seconds, peak, _, _ = run_child("compute-all", lake, first, last)
         chunks[first.isoformat()] = {"last": last.isoformat(), "seconds": round(seconds, 1), "peak_mb": peak}
         record_path.write_text(json.dumps(record))
         print(f"  computed {first} .. {last} in {seconds:.0f} s (peak {peak:.0f} MB)", flush=True)
@@ -274,7 +280,7 @@ def ensure_lake(workdir: Path) -> tuple[Path, dict]:
         record_path.write_text(json.dumps(record))
         print(f"generated the {HISTORY_DAYS + 1}-day lake in {record['generate_seconds']:.0f} s")
     if "compute_seconds" not in record:
-        seconds, peak, _ = run_child("compute-all", lake, FIRST, DAY)
+        seconds, peak, _, _ = run_child("compute-all", lake, FIRST, DAY)
         record |= {"compute_seconds": round(seconds, 1), "compute_peak_mb": peak}
         record_path.write_text(json.dumps(record))
         print(f"computed its {HISTORY_DAYS + 1} days in {seconds:.0f} s")
@@ -288,15 +294,23 @@ def ensure_old_lake(workdir: Path, lake: Path, baseline: Path) -> Path:
     if not marker.exists():
         shutil.rmtree(old, ignore_errors=True)
         shutil.copytree(lake / "events", old / "events", copy_function=os.link)
-        seconds, _, result = run_child("compute-all", old, FIRST, DAY, pythonpath=baseline)
+        seconds, _, result, _ = run_child("compute-all", old, FIRST, DAY, pythonpath=baseline)
         marker.write_text(json.dumps({"compute_seconds": round(seconds, 1), **result}))
         print(f"computed the {HISTORY_DAYS + 1} days with the baseline code in {seconds:.0f} s")
     return old
 
 
-def ensure_baseline(directory: Path, commit: str) -> bool:
+def ensure_worktree(directory: Path, commit: str) -> bool:
     """A worktree of ``commit`` at ``directory``; True when this call added it."""
     if (directory / "layers" / "minidrama" / "minidrama").is_dir():
+        head = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        wanted = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", commit], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        if head != wanted:
+            raise SystemExit(f"{directory} holds {head[:12]}, not {commit}; remove it or pick another dir")
         return False
     subprocess.run(
         ["git", "-C", str(REPO), "worktree", "add", "--detach", str(directory), commit],
@@ -376,13 +390,17 @@ def scenario_raw(lake: Path, first: date, last: date) -> dict:
     connection = duckdb.connect()
     connection.execute("SET TimeZone = 'UTC'")
     rows = connection.execute(raw_baseline_sql(lake, first, last)).fetchall()
+    segments = {
+        "all" if os_name is None and region is None else f"os:{os_name}" if os_name else f"region:{region}"
+        for os_name, region, *_ in rows
+    }
     every = {
-        event_name: (events, active, gmv)
-        for segment, event_name, events, active, gmv in rows
-        if segment == "all"
+        name: (events, active, gmv)
+        for os_name, region, name, events, active, gmv in rows
+        if os_name is None and region is None
     }
     return {
-        "segments": len({row[0] for row in rows}),
+        "segments": len(segments),
         "active_users": every["app_launch"][1],
         "gmv": float(every["recharge_order"][2]),
         "exposure_pv": every["entrance_exposure"][0],
@@ -465,14 +483,19 @@ TIMEOUT = {"seconds": 900.0}  # per child; --timeout
 SLOW_SECONDS = 60.0
 
 
+NEW_CODE: dict[str, Path | None] = {"checkout": None}  # --new-commit: the code measured as "this code"
+
+
 def run_child(
     scenario: str, lake: Path, first: date, last: date, pythonpath: Path | None = None
-) -> tuple[float, float, dict]:
-    """Run one scenario in a fresh process; returns (seconds, peak RSS MB, its result).
+) -> tuple[float, float, dict, float]:
+    """Run one scenario in a fresh process; returns (seconds, peak RSS MB, its result, CPU seconds).
 
-    With ``pythonpath`` (a checkout of the repository) the child imports that code's package.
+    With ``pythonpath`` (a checkout of the repository) the child imports that code's package;
+    without, the --new-commit checkout when there is one, else the installed (working tree) package.
     A child still running after ``TIMEOUT`` is killed (:class:`ChildTimeout`).
     """
+    pythonpath = pythonpath or NEW_CODE["checkout"]
     environment = dict(os.environ)
     if pythonpath is not None:
         environment["PYTHONPATH"] = str(pythonpath / "layers" / "minidrama")
@@ -492,7 +515,8 @@ def run_child(
         if status != 0:
             raise SystemExit(f"scenario {scenario} on {lake} failed")
         output.seek(0)
-        return elapsed, usage.ru_maxrss / 1024, json.loads(output.read().strip().splitlines()[-1])
+        result = json.loads(output.read().strip().splitlines()[-1])
+        return elapsed, usage.ru_maxrss / 1024, result, usage.ru_utime + usage.ru_stime
 
 
 def measure(
@@ -559,6 +583,10 @@ def main() -> None:
     parser.add_argument("--baseline-dir", type=Path, default=Path("/tmp/baseline"))
     parser.add_argument("--keep-baseline", action="store_true")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds a child may run")
+    parser.add_argument(
+        "--new-commit", help="measure this commit (a worktree at --new-dir) instead of the working tree"
+    )
+    parser.add_argument("--new-dir", type=Path, default=Path("/tmp/range-bench-new"))
     parser.add_argument("--child")
     parser.add_argument("--lake", type=Path)
     parser.add_argument("--first", type=date.fromisoformat)
@@ -572,12 +600,42 @@ def main() -> None:
         return
 
     TIMEOUT["seconds"] = args.timeout
+    new_added = False
+    if args.new_commit:
+        new_added = ensure_worktree(args.new_dir, args.new_commit)
+        NEW_CODE["checkout"] = args.new_dir
+    try:
+        report(args)
+    finally:
+        if new_added and not args.keep_baseline:
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(args.new_dir)], check=True
+            )
+
+
+def _git(*arguments: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), *arguments], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def _described(args: argparse.Namespace) -> str:
+    if NEW_CODE["checkout"]:
+        return f"commit {_git('rev-parse', '--short', args.new_commit).strip()} (worktree {args.new_dir})"
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "layers").strip()
+    head = _git("rev-parse", "--short", "HEAD").strip()
+    return f"the working tree at {head}" + (" with uncommitted changes under layers/" if changed else "")
+
+
+def report(args: argparse.Namespace) -> None:
+    """Measure the parts of ``--only`` and print the table."""
     parts = set(args.only.split(","))
     args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir.resolve()
     table: list[tuple[str, str, str, str]] = []  # (measurement, value, peak RSS, target)
     notes: list[str] = []
     lake, record = ensure_lake(workdir) if parts & {"range", "compute", "size", "profile"} else (None, {})
+    print(f"this code: {_described(args)}; before: commit {args.baseline_commit}")
     print(
         f"median of {args.runs} runs (365-day range: {args.slow_runs}), each in a fresh process;"
         f" {os.cpu_count()} cores",
@@ -627,11 +685,11 @@ def main() -> None:
         )
 
     if "compute" in parts and lake:
-        added = ensure_baseline(args.baseline_dir, args.baseline_commit)
+        added = ensure_worktree(args.baseline_dir, args.baseline_commit)
         try:
             old_lake = ensure_old_lake(workdir, lake, args.baseline_dir)
-            _, _, new_info = run_child("compute-day", lake, DAY, DAY)  # the steady state of each
-            _, _, old_info = run_child("compute-day", old_lake, DAY, DAY, args.baseline_dir)
+            _, _, new_info, _ = run_child("compute-day", lake, DAY, DAY)  # the steady state of each
+            _, _, old_info, _ = run_child("compute-day", old_lake, DAY, DAY, args.baseline_dir)
             if new_info["package"] == old_info["package"]:
                 raise SystemExit(f"both runs imported {new_info['package']}")
             new_runs, old_runs = [], []
@@ -666,6 +724,10 @@ def main() -> None:
             )
         )
         table.append(("     after / before", f"{new_s / old_s:.2f}", "", f"<= {TARGETS['compute']:.2f}"))
+        new_cpu = statistics.median(s[3] for s in new_runs)
+        old_cpu = statistics.median(s[3] for s in old_runs)
+        table.append(("     after / before, CPU seconds (user + sys)", f"{new_cpu / old_cpu:.2f}", "", ""))
+        notes.append(f"(3) CPU seconds of a child: before {old_cpu:.2f}, after {new_cpu:.2f}")
         notes.append(f"(3) before: runs {[round(s[0], 2) for s in old_runs]}, package {old_info['package']}")
         notes.append(f"(3) after:  runs {[round(s[0], 2) for s in new_runs]}, package {new_info['package']}")
         notes.append(f"(3) median of the per-pair ratios after/before: {pairs:.2f}")
@@ -703,7 +765,7 @@ def main() -> None:
         if (workdir / "lake-365d" / "facts" / "_index").exists():
             targets.append(("365-day lake", workdir / "lake-365d", YEAR_FIRST))
         for label, where, first in targets:
-            seconds, peak, result = run_child("profile", where, first, DAY)
+            seconds, peak, result, _ = run_child("profile", where, first, DAY)
             print(f"\nprofile of the range document, {label} ({seconds:.2f} s, peak {peak:.0f} MB):")
             for entry in result["steps"]:
                 extra = {k: v for k, v in entry.items() if k not in ("step", "seconds", "peak_mb")}
