@@ -18,20 +18,31 @@ Computing D reads D's events, the rollup of D-1, and the launch facts of the coh
 retention and LTV (D-1, D-7, D-14, D-30). None of that grows with the length of the history but the
 rollup, which holds one row per user and os/region and one per order. Computing days in any order,
 recomputing, or computing after late events arrive gives the same documents as one clean pass.
+
+*Integrity*: ``index.json`` records the SHA-256 and size of every state file where it names it
+(the facts index's :class:`~minidrama.metrics.facts.FactsFile`). A state file is read only after
+it matched them and its columns are those of its kind; one that is missing, damaged or of another
+shape is treated as absent and rebuilt from the events, with a warning logged. An index that cannot
+be parsed counts as empty: everything is rebuilt. Events files have no recorded hash (they are
+the source); one that cannot be read, or lacks the events columns, fails the computation with
+:class:`~minidrama.metrics.exceptions.UnreadableEvents` naming it. No number comes from a file that
+was not checked, and no I/O error of the lake is taken for damage: those propagate.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,27 +52,52 @@ from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage, NotFoundError, ObjectInfo, Storage, state_prefix
 from minidrama.metrics import facts as stored
 from minidrama.metrics import sql
-from minidrama.metrics.compaction import event_files_by_partition
+from minidrama.metrics.compaction import (
+    check_event_files,
+    declared_columns,
+    event_files_by_partition,
+    parquet_columns,
+    unreadable_event_file,
+)
 from minidrama.metrics.definitions import DEFINITIONS
 from minidrama.metrics.document import build_document
+from minidrama.metrics.exceptions import DamagedFacts, UnreadableEvents
 from minidrama.metrics.period import Period
 from minidrama.metrics.window import day_window, days_with_data
 
 __all__ = ["MetricsSession", "connect", "run_definitions"]
 
-STATE_VERSION = 2
+logger = logging.getLogger(__name__)
+
+STATE_VERSION = 3  # 3: every file's SHA-256 and size in the index
 LAMBDA_MB_PER_VCPU = 1769
 ROLLUPS_KEPT = 8  # recent rollups kept; an older day is recomputed from an older rollup or from scratch
 
-_TYPES = {
-    "launches": "day DATE, user_id VARCHAR, os VARCHAR, region VARCHAR, launches BIGINT",
-    "orders": (
-        "day DATE, event_name VARCHAR, order_id VARCHAR, event_id VARCHAR,"
-        " event_time TIMESTAMP WITH TIME ZONE, user_id VARCHAR, os VARCHAR, region VARCHAR,"
-        " amount DECIMAL(38, 6), product_id VARCHAR"
+# The columns of each kind of state file, in stored order.
+_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "launches": (
+        ("day", "DATE"),
+        ("user_id", "VARCHAR"),
+        ("os", "VARCHAR"),
+        ("region", "VARCHAR"),
+        ("launches", "BIGINT"),
     ),
-    "users": "user_id VARCHAR, os VARCHAR, region VARCHAR, first_day DATE",
+    "orders": (
+        ("day", "DATE"),
+        ("event_name", "VARCHAR"),
+        ("order_id", "VARCHAR"),
+        ("event_id", "VARCHAR"),
+        ("event_time", "TIMESTAMP WITH TIME ZONE"),
+        ("user_id", "VARCHAR"),
+        ("os", "VARCHAR"),
+        ("region", "VARCHAR"),
+        ("amount", "DECIMAL(38, 6)"),
+        ("product_id", "VARCHAR"),
+    ),
+    "users": (("user_id", "VARCHAR"), ("os", "VARCHAR"), ("region", "VARCHAR"), ("first_day", "DATE")),
 }
+# The kinds of file of each area of the state.
+_KINDS = {"day_facts": ("launches", "orders"), "rollups": ("users", "orders")}
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -108,7 +144,45 @@ class _Stored:
     """One state entry: what it was built from (fingerprint or chain) and its files by kind."""
 
     source: str
-    files: dict[str, str]
+    files: dict[str, stored.FactsFile]
+
+    def file_keys(self) -> list[str]:
+        return [file.key for file in self.files.values()]
+
+
+def _parse_file(raw: Any, prefix: str) -> stored.FactsFile:
+    if not isinstance(raw, dict) or set(raw) != {"key", "sha256", "size"}:
+        raise ValueError(f"a file entry is not {{key, sha256, size}}: {raw!r:.80}")
+    key, digest, size = raw["key"], raw["sha256"], raw["size"]
+    if not (isinstance(key, str) and key.startswith(prefix)):
+        raise ValueError(f"a file key is not under {prefix}: {key!r:.80}")
+    if not (isinstance(digest, str) and len(digest) == 64) or type(size) is not int:
+        raise ValueError(f"the hash or size of {key} is not one")
+    return stored.FactsFile(key, digest, size)
+
+
+def _parse_index(data: bytes, prefix: str) -> dict[str, dict[date, _Stored]] | None:
+    """The entries of each area of ``index.json``; None for the index of another state version.
+
+    Raises ValueError, TypeError or KeyError when the index is not one (garbled, cut, edited).
+    """
+    raw = json.loads(data)
+    if not isinstance(raw, dict):
+        raise ValueError("the index is not a JSON object")
+    if raw.get("state_version") != STATE_VERSION:
+        return None
+    areas: dict[str, dict[date, _Stored]] = {}
+    for area, kinds in _KINDS.items():
+        entries: dict[date, _Stored] = {}
+        for day_text, entry in raw[area].items():
+            day = date.fromisoformat(day_text)
+            files = entry["files"]
+            if not isinstance(entry["source"], str) or set(files) != set(kinds):
+                raise ValueError(f"the {area} entry of {day_text} is not one")
+            where = f"{prefix}{area}/dt={day.isoformat()}/"
+            entries[day] = _Stored(entry["source"], {kind: _parse_file(files[kind], where) for kind in kinds})
+        areas[area] = entries
+    return areas
 
 
 @dataclass
@@ -127,13 +201,19 @@ class MetricsSession:
     facts_index: stored.FactsIndex = field(init=False)
     _dirty: bool = False
     _garbage: list[str] = field(default_factory=list)  # replaced state files, deleted after the index
+    # State files checked (or written) in this session: key -> a local file holding exactly
+    # the bytes the index records. DuckDB reads state from nowhere else.
+    _verified: dict[str, Path] = field(default_factory=dict)
+    _checked_events: set[str] = field(default_factory=set)
+    _probe: duckdb.DuckDBPyConnection | None = None  # for reading Parquet footers
 
     @classmethod
     @contextmanager
     def open(cls, storage: Storage, app: AppConfig) -> Iterator[MetricsSession]:
+        """A session over the lake as listed now; the index is saved when the body succeeds."""
         workdir = Path(tempfile.mkdtemp(prefix="minidrama-metrics-"))
+        session = cls(storage, app, workdir)
         try:
-            session = cls(storage, app, workdir)
             session.partitions = event_files_by_partition(storage, app.app_id)
             session._data_days = sorted(days_with_data(session.partitions, app.timezone))
             session.facts_index = stored.FactsIndex.load(storage, app.app_id, app.timezone, strict=False)
@@ -141,6 +221,8 @@ class MetricsSession:
             yield session
             session.save_index()
         finally:
+            if session._probe is not None:
+                session._probe.close()
             shutil.rmtree(workdir, ignore_errors=True)
 
     # --- the document -------------------------------------------------------------------------
@@ -158,15 +240,9 @@ class MetricsSession:
         try:
             self._load_day(connection, day)
             self._store_facts(connection, day)
-            self._load_state(
-                connection, "rollup_users", "users", [previous.files["users"]] if previous else []
-            )
-            self._load_state(
-                connection, "rollup_orders", "orders", [previous.files["orders"]] if previous else []
-            )
-            self._load_state(
-                connection, "cohort_launches", "launches", [f.files["launches"] for f in cohort_facts]
-            )
+            self._load_state(connection, "rollup_users", "users", [previous] if previous else [])
+            self._load_state(connection, "rollup_orders", "orders", [previous] if previous else [])
+            self._load_state(connection, "cohort_launches", "launches", cohort_facts)
             connection.execute("INSERT INTO cohort_launches SELECT ?, * FROM day_launches", [day])
             for statement in sql.prepare_sql(day):
                 connection.execute(statement)
@@ -190,14 +266,9 @@ class MetricsSession:
         written = {}
         for table, query in stored.build_sql(day).items():
             connection.execute(f"CREATE OR REPLACE TABLE fact_{table} AS {query}")
-            local = self.workdir / "out" / "facts" / f"{table}-{day.isoformat()}.parquet"
-            local.parent.mkdir(parents=True, exist_ok=True)
-            connection.execute(f"COPY fact_{table} TO {_quote(local)} (FORMAT parquet, COMPRESSION zstd)")
-            data = local.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            key = stored.facts_key(table, self.app.app_id, day, digest)
-            self.storage.put_bytes(key, data)
-            written[table] = stored.FactsFile(key, digest, len(data))
+            written[table] = self._put_parquet(
+                connection, f"fact_{table}", partial(stored.facts_key, table, self.app.app_id, day)
+            )
             connection.execute(
                 f"CREATE OR REPLACE VIEW {table} AS SELECT {literal} AS day, * FROM fact_{table}"
             )
@@ -234,22 +305,38 @@ class MetricsSession:
             self.storage.local_copy(key, self.workdir / "lake")
         return target
 
+    def _event_files(self, connection: duckdb.DuckDBPyConnection, day: date) -> dict[str, Path]:
+        """The day's events files (key -> local path), each checked once per session."""
+        files = {}
+        for info in self.day_files(day):
+            try:
+                files[info.key] = self._local(info.key)
+            except NotFoundError as error:
+                raise UnreadableEvents(info.key, "was listed but is gone (compacted meanwhile?)") from error
+        check_event_files(connection, {k: p for k, p in files.items() if k not in self._checked_events})
+        self._checked_events.update(files)
+        return files
+
     def _load_day(self, connection: duckdb.DuckDBPyConnection, day: date) -> None:
         """``day_events``, ``day_page_views``, ``day_launches`` and ``day_orders`` of ``day``."""
         window = day_window(day, self.app.timezone)
-        source = sql.read_events([str(self._local(info.key)) for info in self.day_files(day)])
+        files = self._event_files(connection, day)
+        source = sql.read_events([str(path) for path in files.values()])
         events = sql.window_events_sql(source, window.start, window.end)
-        # Copies are rare: only when an event_id repeats are the day's events materialized and
-        # deduplicated first; otherwise both tables are read straight from the files.
-        (repeated,) = connection.execute(sql.repeated_event_ids_sql(events)).fetchone() or (0,)
-        if repeated:
-            connection.execute("CREATE OR REPLACE TABLE day_copies AS SELECT * FROM " + events)
-            connection.execute(
-                "CREATE OR REPLACE TABLE day_deduplicated AS " + sql.dedupe_day_events_sql("day_copies")
-            )
-            events = "day_deduplicated"
-        connection.execute("CREATE OR REPLACE TABLE day_events AS " + sql.day_events_sql(events))
-        connection.execute("CREATE OR REPLACE TABLE day_page_views AS " + sql.day_page_views_sql(events))
+        try:
+            # Copies are rare: only when an event_id repeats are the day's events materialized and
+            # deduplicated first; otherwise both tables are read straight from the files.
+            (repeated,) = connection.execute(sql.repeated_event_ids_sql(events)).fetchone() or (0,)
+            if repeated:
+                connection.execute("CREATE OR REPLACE TABLE day_copies AS SELECT * FROM " + events)
+                connection.execute(
+                    "CREATE OR REPLACE TABLE day_deduplicated AS " + sql.dedupe_day_events_sql("day_copies")
+                )
+                events = "day_deduplicated"
+            connection.execute("CREATE OR REPLACE TABLE day_events AS " + sql.day_events_sql(events))
+            connection.execute("CREATE OR REPLACE TABLE day_page_views AS " + sql.day_page_views_sql(events))
+        except duckdb.Error as error:
+            raise unreadable_event_file(connection, files, error) from error
         connection.execute("DROP TABLE IF EXISTS day_copies")
         connection.execute("DROP TABLE IF EXISTS day_deduplicated")
         connection.execute("CREATE OR REPLACE TABLE day_launches AS " + sql.launch_facts_sql())
@@ -257,8 +344,27 @@ class MetricsSession:
 
     # --- day facts ----------------------------------------------------------------------------
 
-    def _state_key(self, area: str, day: date, kind: str, source: str) -> str:
-        return f"{state_prefix(self.app.app_id)}{area}/dt={day.isoformat()}/{kind}-{source[:20]}.parquet"
+    def _state_key(self, area: str, day: date, kind: str, digest: str) -> str:
+        """Named by content, like the stored facts: a key never holds two different files."""
+        return f"{state_prefix(self.app.app_id)}{area}/dt={day.isoformat()}/{kind}-{digest[:24]}.parquet"
+
+    def _put_parquet(
+        self, connection: duckdb.DuckDBPyConnection, relation: str, key_of: Callable[[str], str]
+    ) -> stored.FactsFile:
+        """Write ``relation`` (a table, or a query in parentheses) as zstd Parquet to the lake, under
+        the key ``key_of`` gives for its SHA-256; the local copy counts as verified."""
+        scratch = self.workdir / "out" / "scratch.parquet"
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        connection.execute(f"COPY {relation} TO {_quote(scratch)} (FORMAT parquet, COMPRESSION zstd)")
+        data = scratch.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        key = key_of(digest)
+        self.storage.put_bytes(key, data)
+        local = self.workdir / "out" / key
+        local.parent.mkdir(parents=True, exist_ok=True)
+        scratch.replace(local)
+        self._verified[key] = local
+        return stored.FactsFile(key, digest, len(data))
 
     def _write_state(
         self,
@@ -268,23 +374,79 @@ class MetricsSession:
         source: str,
         queries: dict[str, str],
     ) -> _Stored:
-        files = {}
-        for kind, query in queries.items():
-            key = self._state_key(area, day, kind, source)
-            local = self.workdir / "out" / key
-            local.parent.mkdir(parents=True, exist_ok=True)
-            connection.execute(f"COPY ({query}) TO {_quote(local)} (FORMAT parquet, COMPRESSION zstd)")
-            self.storage.put_bytes(key, local.read_bytes())
-            files[kind] = key
+        files = {
+            kind: self._put_parquet(connection, f"({query})", partial(self._state_key, area, day, kind))
+            for kind, query in queries.items()
+        }
         self._dirty = True
         return _Stored(source, files)
 
+    # --- checking state before it is read ------------------------------------------------------
+
+    def _probe_connection(self) -> duckdb.DuckDBPyConnection:
+        if self._probe is None:
+            self._probe = duckdb.connect()
+        return self._probe
+
+    def _damage(self, kind: str, file: stored.FactsFile) -> str | None:
+        """Why the state file ``file`` of ``kind`` cannot be used, or None (then it is in ``_verified``)."""
+        try:
+            path = stored.verified_path(self.storage, file, self.workdir / "lake")
+        except DamagedFacts as error:
+            if isinstance(error.__cause__, NotFoundError | FileNotFoundError):
+                return "missing"
+            return "does not match its recorded size and SHA-256"
+        connection = self._probe_connection()
+        try:
+            found = parquet_columns(connection, path)
+        except duckdb.Error as error:
+            return f"cannot be read ({str(error).strip().splitlines()[0]})"
+        if found != declared_columns(connection, _COLUMNS[kind]):
+            return f"does not have the columns of a {kind} file"
+        self._verified[file.key] = path
+        return None
+
+    def _intact(self, area: str, day: date, entry: _Stored) -> bool:
+        """Whether every file of ``entry`` matches its recorded size and SHA-256 and has the columns
+        of its kind; each file is checked once per session (and then read from the checked copy)."""
+        for kind, file in entry.files.items():
+            if file.key in self._verified:
+                continue
+            reason = self._damage(kind, file)
+            if reason is not None:
+                logger.warning(
+                    "state file damaged; rebuilding it from the events",
+                    extra={
+                        "app_id": self.app.app_id,
+                        "area": area,
+                        "day": day.isoformat(),
+                        "state_key": file.key,
+                        "reason": reason,
+                    },
+                )
+                return False
+        return True
+
+    def _usable(self, entries: dict[date, _Stored], area: str, day: date, source: str) -> _Stored | None:
+        """The entry of ``day`` if it was built from ``source`` and is intact. A damaged one is
+        dropped (rebuilt by the caller); its files go when the next index is written."""
+        entry = entries.get(day)
+        if entry is None or entry.source != source:
+            return None
+        if self._intact(area, day, entry):
+            return entry
+        del entries[day]
+        self._garbage.extend(entry.file_keys())
+        self._dirty = True
+        return None
+
+    # --- day facts, checked -------------------------------------------------------------------
+
     def _fresh_facts(self, day: date) -> _Stored:
-        """The day facts of ``day``, rebuilt from its events when they changed."""
-        fingerprint = self._fingerprint(day)
-        stored = self.facts.get(day)
-        if stored and stored.source == fingerprint:
-            return stored
+        """The day facts of ``day``, rebuilt from its events when they changed or are damaged."""
+        usable = self._usable(self.facts, "day_facts", day, self._fingerprint(day))
+        if usable:
+            return usable
         connection = connect()
         try:
             self._load_day(connection, day)
@@ -294,9 +456,9 @@ class MetricsSession:
 
     def _store_facts(self, connection: duckdb.DuckDBPyConnection, day: date) -> _Stored:
         fingerprint = self._fingerprint(day)
-        stored = self.facts.get(day)
-        if stored and stored.source == fingerprint:
-            return stored
+        previous = self.facts.get(day)
+        if previous and previous.source == fingerprint:
+            return previous  # not read here: checked when it is (_usable)
         literal = f"DATE '{day.isoformat()}'"
         fresh = self._write_state(
             connection,
@@ -309,8 +471,8 @@ class MetricsSession:
             },
         )
         self.facts[day] = fresh
-        if stored:
-            self._garbage.extend(stored.files.values())
+        if previous:
+            self._garbage.extend(previous.file_keys())
         return fresh
 
     # --- rollups ------------------------------------------------------------------------------
@@ -330,23 +492,22 @@ class MetricsSession:
         chain = self._chain(day)
         if chain == "empty":
             return None
-        stored = self.rollups.get(day)
-        if stored and stored.source == chain:
-            return stored
-        valid = [
-            earlier
-            for earlier, entry in self.rollups.items()
-            if earlier < day and entry.source == self._chain(earlier)
-        ]
-        base = self.rollups[max(valid)] if valid else None
-        since = max(valid) if valid else date.min
+        usable = self._usable(self.rollups, "rollups", day, chain)
+        if usable:
+            return usable
+        base, since = None, date.min
+        for earlier in sorted((earlier for earlier in self.rollups if earlier < day), reverse=True):
+            base = self._usable(self.rollups, "rollups", earlier, self._chain(earlier))
+            if base:
+                since = earlier
+                break
         folded = [self._fresh_facts(data_day) for data_day in self._data_days if since < data_day <= day]
         connection = connect()
         try:
-            self._load_state(connection, "base_users", "users", [base.files["users"]] if base else [])
-            self._load_state(connection, "base_orders", "orders", [base.files["orders"]] if base else [])
-            self._load_state(connection, "new_launches", "launches", [f.files["launches"] for f in folded])
-            self._load_state(connection, "new_orders", "orders", [f.files["orders"] for f in folded])
+            self._load_state(connection, "base_users", "users", [base] if base else [])
+            self._load_state(connection, "base_orders", "orders", [base] if base else [])
+            self._load_state(connection, "new_launches", "launches", folded)
+            self._load_state(connection, "new_orders", "orders", folded)
             connection.execute(
                 "CREATE TABLE folded_users AS "
                 + sql.fold_users_sql(
@@ -367,9 +528,9 @@ class MetricsSession:
         self, connection: duckdb.DuckDBPyConnection, day: date, users: str, orders: str
     ) -> _Stored:
         chain = self._chain(day)
-        stored = self.rollups.get(day)
-        if stored and stored.source == chain:
-            return stored
+        previous = self.rollups.get(day)
+        if previous and previous.source == chain:
+            return previous  # not read here: checked when it is (_usable)
         fresh = self._write_state(
             connection,
             "rollups",
@@ -378,48 +539,78 @@ class MetricsSession:
             {"users": f"SELECT * FROM {users}", "orders": f"SELECT {sql.ORDER_COLUMNS} FROM {orders}"},
         )
         self.rollups[day] = fresh
-        if stored:
-            self._garbage.extend(stored.files.values())
+        if previous:
+            self._garbage.extend(previous.file_keys())
         return fresh
 
     def _load_state(
-        self, connection: duckdb.DuckDBPyConnection, table: str, kind: str, keys: list[str]
+        self, connection: duckdb.DuckDBPyConnection, table: str, kind: str, entries: list[_Stored]
     ) -> None:
-        columns = _TYPES[kind]
-        connection.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
-        if keys:
-            paths = [self._local(key) for key in keys]
-            connection.execute(f"INSERT INTO {table} SELECT * FROM {_parquet(paths)}")
+        """Table ``table`` holding the ``kind`` files of ``entries``, read from their checked copies."""
+        columns = _COLUMNS[kind]
+        connection.execute(f"CREATE OR REPLACE TABLE {table} ({', '.join(' '.join(c) for c in columns)})")
+        if entries:
+            # KeyError here would be a file used without being checked (_usable) or written.
+            paths = [self._verified[entry.files[kind].key] for entry in entries]
+            names = ", ".join(name for name, _type in columns)
+            connection.execute(f"INSERT INTO {table} SELECT {names} FROM {_parquet(paths)}")
 
     # --- the index ----------------------------------------------------------------------------
+
+    def _named(self) -> set[str]:
+        """Every state file an entry names."""
+        return {
+            key for entries in (self.facts, self.rollups) for e in entries.values() for key in e.file_keys()
+        }
 
     @property
     def _index_key(self) -> str:
         return f"{state_prefix(self.app.app_id)}index.json"
 
-    def _load_index(self) -> None:
-        present = {info.key for info in self.storage.list(state_prefix(self.app.app_id))} - {self._index_key}
+    def _read_index(self) -> dict[str, dict[date, _Stored]]:
+        """The stored entries by area; none for a missing index, an older state version (rebuilt
+        from the events) or an index that cannot be parsed (rebuilt too, with a warning)."""
+        prefix = state_prefix(self.app.app_id)
         try:
-            raw = json.loads(self.storage.get_bytes(self._index_key))
+            areas = _parse_index(self.storage.get_bytes(self._index_key), prefix)
         except NotFoundError:
-            raw = {}
-        if raw.get("state_version") == STATE_VERSION:  # older state is rebuilt from the events
-            # An entry whose files are gone (a run stopped between deleting and writing the index)
-            # is dropped and rebuilt: state is a cache of what the events say.
-            for area, target in (("day_facts", self.facts), ("rollups", self.rollups)):
-                for day, entry in raw[area].items():
-                    if set(entry["files"].values()) <= present:
-                        target[date.fromisoformat(day)] = _Stored(entry["source"], entry["files"])
-                    else:
-                        self._dirty = True
-        # Files no entry names (an older state version, a run that stopped before its index) go
-        # with the next index written.
-        named = {
-            key
-            for entries in (self.facts, self.rollups)
-            for e in entries.values()
-            for key in e.files.values()
-        }
+            return {}
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+            logger.warning(
+                "state index unreadable; all state is rebuilt from the events",
+                extra={"app_id": self.app.app_id, "state_key": self._index_key, "reason": str(error)[:200]},
+            )
+            self._dirty = True
+            return {}
+        return areas or {}
+
+    def _load_index(self) -> None:
+        sizes = {info.key: info.size for info in self.storage.list(state_prefix(self.app.app_id))}
+        sizes.pop(self._index_key, None)
+        present = set(sizes)
+        areas = self._read_index()
+        for area, target in (("day_facts", self.facts), ("rollups", self.rollups)):
+            for day, entry in areas.get(area, {}).items():
+                # A file that is gone or has another size is damage the listing shows already; its
+                # entry is dropped and rebuilt when needed (the full check is made on reading).
+                lost = [file for file in entry.files.values() if sizes.get(file.key) != file.size]
+                if lost:
+                    logger.warning(
+                        "state file damaged; rebuilding it from the events",
+                        extra={
+                            "app_id": self.app.app_id,
+                            "area": area,
+                            "day": day.isoformat(),
+                            "state_key": lost[0].key,
+                            "reason": "missing" if lost[0].key not in sizes else "not of its recorded size",
+                        },
+                    )
+                    self._dirty = True
+                else:
+                    target[day] = entry
+        # Files no entry names (an older state version, a run that stopped before its index, a
+        # damaged file) go with the next index written.
+        named = self._named()
         present |= {
             info.key
             for table in stored.TABLES
@@ -436,13 +627,16 @@ class MetricsSession:
             return
         if len(self.rollups) > ROLLUPS_KEPT:
             for day in sorted(self.rollups)[:-ROLLUPS_KEPT]:
-                self._garbage.extend(self.rollups.pop(day).files.values())
+                self._garbage.extend(self.rollups.pop(day).file_keys())
         body = {
             "state_version": STATE_VERSION,
             "timezone": self.app.timezone,
             **{
                 area: {
-                    day.isoformat(): {"source": e.source, "files": e.files}
+                    day.isoformat(): {
+                        "source": e.source,
+                        "files": {kind: vars(file) for kind, file in e.files.items()},
+                    }
                     for day, e in sorted(entries.items())
                 }
                 for area, entries in (("day_facts", self.facts), ("rollups", self.rollups))
@@ -455,11 +649,6 @@ class MetricsSession:
         self._dirty = False
         # Only once the index no longer names them: a stop in between leaves files, not holes.
         # A file written again with the same content (same key) is named again: keep it.
-        named = self.facts_index.keys() | {
-            key
-            for entries in (self.facts, self.rollups)
-            for e in entries.values()
-            for key in e.files.values()
-        }
+        named = self.facts_index.keys() | self._named()
         self.storage.delete(sorted(set(self._garbage) - named))
         self._garbage = []

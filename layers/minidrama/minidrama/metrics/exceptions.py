@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 
-__all__ = ["MetricsError", "InvalidRange", "MissingDays", "UnknownSegment", "DamagedFacts", "UnknownMetric"]
+__all__ = [
+    "MetricsError",
+    "InvalidRange",
+    "MissingDays",
+    "UnknownSegment",
+    "DamagedFacts",
+    "UnknownMetric",
+    "UnreadableEvents",
+]
 
 
 class MetricsError(Exception):
@@ -40,3 +48,15 @@ class UnknownMetric(MetricsError):
 
 class DamagedFacts(MetricsError):
     """A stored facts file is missing or does not match its recorded hash."""
+
+
+class UnreadableEvents(MetricsError):
+    """An events file cannot be read or lacks the events columns: no document is computed from it."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(
+            f"events file {key} {reason}; no document was computed from it: restore the file"
+            " (or move it out of events/) and compute again"
+        )
