@@ -6,7 +6,8 @@ marker object in the lake::
     reports/app_id={app}/dt={YYYY-MM-DD}/sent/{sha256(recipient)}.json
 
 Before sending, the marker is created with a conditional put (S3 ``If-None-Match: *``, an
-exclusive create on a local lake) in state ``sending``; only the run whose put succeeds sends.
+exclusive create on a local lake) in state ``sending``, with a random claim token; only the run
+whose put succeeds sends (a put whose answer was lost and retried finds its own token: its claim).
 After SES accepts the message the marker becomes ``sent`` with SES's message id. If the send
 fails the claim is removed so the next run retries. A claim left behind by a run that died
 between claim and send is taken over once it is older than :data:`CLAIM_TIMEOUT`, longer than
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -103,23 +105,29 @@ def _read_marker(storage: Storage, key: str) -> dict[str, Any] | None:
         return {"state": "sending", "at": None}  # being written right now by another run
 
 
-def _put_claim(storage: Storage, key: str, recipient: str, now: datetime) -> bool:
-    return storage.put_if_absent(key, _marker("sending", recipient, now), "application/json")
+def _put_claim(storage: Storage, key: str, recipient: str, now: datetime, token: str) -> bool:
+    """Create the claim; also True when the marker there is this claim: S3 applied our conditional
+    put but its answer was an error, and botocore's retry of it was refused (412) by our own claim."""
+    if storage.put_if_absent(key, _marker("sending", recipient, now, claim=token), "application/json"):
+        return True
+    marker = _read_marker(storage, key)
+    return marker is not None and marker.get("claim") == token
 
 
 def _claim(storage: Storage, key: str, recipient: str, now: datetime) -> str:
     """``claimed``, ``sent`` (someone sent it) or ``in_progress`` (someone is sending it)."""
-    if _put_claim(storage, key, recipient, now):
+    token = secrets.token_hex(16)
+    if _put_claim(storage, key, recipient, now, token):
         return "claimed"
     marker = _read_marker(storage, key)
     if marker is None:  # removed after a failed send between our put and our read
-        return "claimed" if _put_claim(storage, key, recipient, now) else "in_progress"
+        return "claimed" if _put_claim(storage, key, recipient, now, token) else "in_progress"
     if marker.get("state") == "sent":
         return "sent"
     claimed_at = marker.get("at")
     if claimed_at and now - datetime.fromisoformat(claimed_at) > CLAIM_TIMEOUT:
         storage.delete([key])
-        return "claimed" if _put_claim(storage, key, recipient, now) else "in_progress"
+        return "claimed" if _put_claim(storage, key, recipient, now, token) else "in_progress"
     return "in_progress"
 
 
