@@ -70,3 +70,46 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "POWERTOOLS_SERVICE_NAME": "minidrama-test",
     }.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def no_retry_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """botocore's retries without their backoff sleeps; the list holds the delays it asked for."""
+    import time as real_time
+
+    import botocore.endpoint
+
+    delays: list[float] = []
+
+    class Time:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            delays.append(seconds)
+
+        time = staticmethod(real_time.time)
+
+    monkeypatch.setattr(botocore.endpoint, "time", Time)
+    return delays
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures of the fault-injection tests (``tests/faults.py``), summed over every test run."""
+    totals: dict[str, int] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name.startswith("fault_"):
+                    totals[name] = totals.get(name, 0) + int(value)
+    if totals:
+        emails = totals.get("fault_emails_twice")
+        terminalreporter.write_line(
+            f"fault injection: {totals['fault_cases']:,} cases run, {totals['fault_faults']:,} faults"
+            f" injected, {totals['fault_lost']} events lost, {totals['fault_doubled']} counted twice"
+            + (
+                f"; {emails} report emails sent twice (SES accepted, its marker not written)"
+                if emails is not None
+                else ""
+            )
+        )
