@@ -24,9 +24,9 @@ from typing import Any
 from minidrama.config import AppConfig
 from minidrama.lake import NotFoundError, Storage, metrics_key, month_metrics_key, week_metrics_key
 from minidrama.metrics.compaction import compact_partition
-from minidrama.metrics.exceptions import InvalidRange, MissingDays
+from minidrama.metrics.exceptions import MissingDays
 from minidrama.metrics.facts import FactsIndex
-from minidrama.metrics.period import CalendarPeriod, calendar_periods, days_of
+from minidrama.metrics.period import CalendarPeriod, calendar_periods, days_of, range_days
 from minidrama.metrics.schema import read_document
 from minidrama.metrics.window import day_window
 
@@ -83,11 +83,9 @@ def query_range(
 
 def daily_documents(storage: Storage, app: AppConfig, first: date, last: date) -> dict[date, dict[str, Any]]:
     """The stored daily documents of [first, last]; every day must have been computed."""
-    if first > last:
-        raise InvalidRange(f"the range starts on {first.isoformat()}, after its last day {last.isoformat()}")
     documents: dict[date, dict[str, Any]] = {}
     missing = []
-    for day in days_of(first, last):
+    for day in range_days(first, last):
         try:
             documents[day] = read_document(storage.get_bytes(metrics_key(app.app_id, day)))
         except NotFoundError:

@@ -312,9 +312,7 @@ class Retention(Definition):
     name = "retention"
 
     def queries(self, period: Period) -> dict[str, str]:
-        cohort_dates = sorted({pair.cohort_date for pair in period.retention_pairs} | set(period.days))
-        if period.kind == "day":
-            cohort_dates = sorted({pair.cohort_date for pair in period.retention_pairs})
+        cohort_dates = period.retention_cohort_days
         pairs = _values(
             "pairs",
             (("cohort_date", "DATE"), ("offset_days", "INTEGER"), ("return_date", "DATE")),

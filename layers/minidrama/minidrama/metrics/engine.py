@@ -132,7 +132,7 @@ def run_definitions(
 
 
 def _quote(path: Path | str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+    return sql.quote(str(path))
 
 
 def _parquet(paths: list[Path]) -> str:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from minidrama.metrics.exceptions import InvalidRange
+
 __all__ = [
     "Period",
     "RetentionPair",
@@ -19,6 +21,7 @@ __all__ = [
     "RETENTION_DAYS",
     "LTV_DAYS",
     "days_of",
+    "range_days",
     "calendar_periods",
 ]
 
@@ -29,6 +32,13 @@ LTV_DAYS = (0, 7, 30)
 def days_of(first: date, last: date) -> list[date]:
     """Every calendar day from ``first`` through ``last``."""
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def range_days(first: date, last: date) -> list[date]:
+    """The days of the range [first, last]; :class:`InvalidRange` when it starts after it ends."""
+    if first > last:
+        raise InvalidRange(f"the range starts on {first.isoformat()}, after its last day {last.isoformat()}")
+    return days_of(first, last)
 
 
 @dataclass(frozen=True)
@@ -88,9 +98,7 @@ class Period:
     def range(cls, first: date, last: date) -> Period:
         """R = [first, last]: retention rows for every cohort day C of R with C + N <= last; LTV of
         the new users of R (``range``: revenue over R; dN: users with C + N <= last, over C..C+N)."""
-        if first > last:
-            raise ValueError(f"the range starts {first} after it ends {last}")
-        days = days_of(first, last)
+        days = range_days(first, last)
         pairs = tuple(
             RetentionPair(cohort, offset)
             for cohort in days
@@ -109,6 +117,14 @@ class Period:
     @property
     def days(self) -> list[date]:
         return days_of(self.first, self.last)
+
+    @property
+    def retention_cohort_days(self) -> list[date]:
+        """The cohort days retention measures: a day's D - N, or every day of a range (a row each,
+        with its size, even where no dN is measured yet)."""
+        if self.kind == "range":
+            return self.days
+        return sorted({pair.cohort_date for pair in self.retention_pairs})
 
     @property
     def cohort_days(self) -> list[date]:

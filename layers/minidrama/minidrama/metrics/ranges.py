@@ -17,10 +17,10 @@ from typing import Any
 
 from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage, Storage
-from minidrama.metrics import facts
+from minidrama.metrics import facts, sql
 from minidrama.metrics.document import build_document
 from minidrama.metrics.engine import connect, run_definitions
-from minidrama.metrics.exceptions import InvalidRange, MissingDays, UnknownSegment
+from minidrama.metrics.exceptions import MissingDays, UnknownSegment
 from minidrama.metrics.period import Period
 
 __all__ = ["query_range", "select_segments"]
@@ -62,8 +62,6 @@ def query_range(
     events in the range, :class:`~minidrama.metrics.exceptions.DamagedFacts` for a facts file that
     does not match its hash.
     """
-    if first > last:
-        raise InvalidRange(f"the range starts on {first.isoformat()}, after its last day {last.isoformat()}")
     period = Period.range(first, last)
     index = facts.FactsIndex.load(storage, app.app_id, app.timezone)
     missing = [day for day in period.days if day not in index.days]
@@ -102,7 +100,7 @@ def query_range(
 
 
 def _read_facts(table: str, paths: list[Path]) -> str:
-    files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths)
+    files = ", ".join(sql.quote(str(path)) for path in paths)
     return (
         f"SELECT dt AS day, {facts.column_list(table)}"
         f" FROM read_parquet([{files}], hive_partitioning = true, hive_types = {{'dt': DATE}})"

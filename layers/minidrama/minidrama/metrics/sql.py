@@ -29,6 +29,7 @@ from datetime import date, datetime
 from minidrama.schema import AMOUNT_SCALE, EVENT_COLUMNS, FUNNEL_PAGE_VIEWS, KNOWN_EVENT_NAMES
 
 __all__ = [
+    "quote",
     "DAY_EVENT_COLUMNS",
     "read_events",
     "empty_events",
@@ -61,11 +62,12 @@ _DUCKDB_TYPES = {
 _COLUMN_TYPES = {name: _DUCKDB_TYPES[kind] for name, kind in EVENT_COLUMNS}
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """``text`` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
-_PAGE_VIEWS = ", ".join(_quote(name) for name in FUNNEL_PAGE_VIEWS)
+_PAGE_VIEWS = ", ".join(quote(name) for name in FUNNEL_PAGE_VIEWS)
 
 
 def _literal_date(day: date) -> str:
@@ -80,7 +82,7 @@ def read_events(paths: list[str]) -> str:
     """A relation over events Parquet files (DuckDB's reader; Athena reads the table instead)."""
     if not paths:
         return empty_events()
-    files = ", ".join(_quote(path) for path in paths)
+    files = ", ".join(quote(path) for path in paths)
     return f"read_parquet([{files}], hive_partitioning = false, union_by_name = true)"
 
 
@@ -92,7 +94,7 @@ def empty_events() -> str:
 def window_events_sql(source: str, start: datetime, end: datetime) -> str:
     """The events of known names in [start, end) as read, copies included."""
     columns = ", ".join(DAY_EVENT_COLUMNS)
-    known = ", ".join(_quote(name) for name in sorted(KNOWN_EVENT_NAMES))
+    known = ", ".join(quote(name) for name in sorted(KNOWN_EVENT_NAMES))
     return f"""
         (SELECT {columns}
          FROM {source}
