@@ -261,7 +261,7 @@ class MetricsSession:
         )
 
     def _store_public_facts(self, connection: duckdb.DuckDBPyConnection, day: date) -> None:
-        """Build, write and index the day's stored facts; bind them for the definitions."""
+        """Build, write and index the day's stored facts; bind them for the definitions (with ``day``)."""
         literal = f"DATE '{day.isoformat()}'"
         written = {}
         for table, query in stored.build_sql(day).items():
@@ -272,16 +272,10 @@ class MetricsSession:
             connection.execute(
                 f"CREATE OR REPLACE VIEW {table} AS SELECT {literal} AS day, * FROM fact_{table}"
             )
-        replaced = self.facts_index.days.get(day, {})
-        self._garbage.extend(
-            entry.key for table, entry in replaced.items() if written.get(table, entry).key != entry.key
-        )
+        # Replaced files go once the index stops naming them (one rewritten unchanged stays).
+        self._garbage.extend(entry.key for entry in self.facts_index.days.get(day, {}).values())
         self.facts_index.days[day] = written
         self._dirty = True
-        connection.execute(
-            "CREATE OR REPLACE VIEW recharges AS SELECT day, user_id, amount FROM history_orders"
-            " WHERE event_name = 'recharge_order'"
-        )
 
     # --- events of one day --------------------------------------------------------------------
 

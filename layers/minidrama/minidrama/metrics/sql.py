@@ -210,8 +210,8 @@ def fold_orders_sql(sources: list[str]) -> str:
 
 def prepare_sql(day: date) -> tuple[str, ...]:
     """History up to D from the rollup before D and D's own facts: ``user_first``,
-    ``history_orders`` (every standing order up to D), ``first_launch``, ``first_recharge`` and
-    ``day_standing_orders`` (D's orders that stand)."""
+    ``history_orders`` (every standing order up to D), ``first_launch``, ``first_recharge``,
+    ``day_standing_orders`` (D's orders that stand) and ``recharges`` (every recharge up to D)."""
     d = _literal_date(day)
     return (
         "CREATE OR REPLACE TABLE user_first AS "
@@ -240,4 +240,9 @@ def prepare_sql(day: date) -> tuple[str, ...]:
         WHERE event_name = 'recharge_order' GROUP BY user_id
         """,
         f"CREATE OR REPLACE TABLE day_standing_orders AS SELECT * FROM history_orders WHERE day = {d}",
+        # LTV revenue windows reach back to D - 30: every recharge up to D
+        """
+        CREATE OR REPLACE VIEW recharges AS
+        SELECT day, user_id, amount FROM history_orders WHERE event_name = 'recharge_order'
+        """,
     )
