@@ -20,7 +20,7 @@ from cfnlint.decode import cfn_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FUNCTIONS = ["IngestFunction", "WriterFunction", "MetricsFunction", "ReportFunction"]
+FUNCTIONS = ["IngestFunction", "WriterFunction", "MetricsFunction", "ReportFunction", "QueryFunction"]
 
 # The sample triggers of events/ each function's tests load (written with the handlers).
 SAMPLE_EVENTS = ["ingest_request", "writer_sqs_batch", "metrics_schedule", "report_schedule"]
@@ -75,8 +75,8 @@ def _as_list(value: Any) -> list[Any]:
 # --- functions and their code ------------------------------------------------------------------
 
 
-def test_the_template_declares_the_four_functions(template: dict[str, Any]) -> None:
-    # GIVEN the template WHEN listing its functions THEN they are the pipeline's four
+def test_the_template_declares_the_five_functions(template: dict[str, Any]) -> None:
+    # GIVEN the template WHEN listing its functions THEN they are the pipeline's four and the reader
     functions = {
         name
         for name, resource in _resources(template).items()
@@ -108,6 +108,7 @@ def test_every_handler_exists_where_the_template_points(template: dict[str, Any]
         ("WriterFunction", ["CoreLayer", "PyarrowLayer"]),
         ("MetricsFunction", ["CoreLayer", "DuckdbLayer"]),
         ("ReportFunction", ["CoreLayer", "ReportLayer"]),
+        ("QueryFunction", ["CoreLayer", "DuckdbLayer"]),
     ],
 )
 def test_each_function_gets_only_the_layers_it_needs(
@@ -174,8 +175,9 @@ def test_the_core_layer_ships_the_minidrama_package(template: dict[str, Any]) ->
         ("writer", ["duckdb", "weasyprint", "vl_convert"]),
         ("metrics", ["pyarrow", "weasyprint", "vl_convert"]),
         ("report", ["pyarrow", "duckdb"]),
+        ("query", ["pyarrow", "weasyprint", "vl_convert", "jinja2"]),
     ],
-    ids=["ingest", "writer", "metrics", "report"],
+    ids=["ingest", "writer", "metrics", "report", "query"],
 )
 def test_each_handler_imports_without_the_layers_it_does_not_get(
     tmp_path: Path, function: str, blocked: list[str]
@@ -201,6 +203,7 @@ def test_each_handler_imports_without_the_layers_it_does_not_get(
         "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/ingest",
         "SENDER_EMAIL": "reports@example.com",
         "RECOMPUTE_DAYS": "3",
+        "READ_TOKEN_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:read-AbCdEf",
     }
 
     # WHEN the handler module is imported as Lambda imports it
@@ -235,6 +238,10 @@ def test_globals_set_the_runtime_tracing_and_shared_environment(template: dict[s
         ("MetricsFunction", "HOME", "/tmp"),
         ("ReportFunction", "SENDER_EMAIL", {"Ref": "SenderEmail"}),
         ("ReportFunction", "FONTCONFIG_PATH", "/opt/fonts"),
+        ("ReportFunction", "READ_TOKEN_SECRET_ARN", {"Ref": "ReadTokenSecret"}),
+        ("ReportFunction", "DASHBOARD_LINK_DAYS", {"Ref": "DashboardLinkDays"}),
+        ("QueryFunction", "READ_TOKEN_SECRET_ARN", {"Ref": "ReadTokenSecret"}),
+        ("QueryFunction", "HOME", "/tmp"),
     ],
 )
 def test_functions_get_their_environment(
@@ -650,3 +657,59 @@ def test_every_bucket_queue_and_log_group_states_what_deletion_does(template: di
         if not {"DeletionPolicy", "UpdateReplacePolicy"} <= resource.keys()
     ]
     assert undecided == []
+
+
+# --- the read API ------------------------------------------------------------------------------
+
+READ_ROUTES = {
+    ("/v1/apps/{app_id}/metrics", "get"),
+    ("/v1/apps/{app_id}/metrics/daily", "get"),
+    ("/v1/apps/{app_id}/metrics/days", "get"),
+    ("/v1/apps/{app_id}/dashboard", "get"),
+    ("/v1/dashboard/{name}", "get"),
+}
+
+
+def test_the_query_function_answers_the_read_routes_on_the_same_api(template: dict[str, Any]) -> None:
+    routes = _events_of_type(template, "QueryFunction", "Api")
+
+    assert {(route["Path"], route["Method"]) for route in routes} == READ_ROUTES
+    assert all(route["RestApiId"] == {"Ref": "IngestApi"} for route in routes)
+    # THEN API Gateway's 29 s is not outlived
+    assert _properties(template, "QueryFunction")["Timeout"] < 29
+
+
+def test_the_query_function_only_reads_facts_documents_and_config(template: dict[str, Any]) -> None:
+    statements = _statements(template, "QueryFunction")
+    actions = {action for statement in statements for action in _as_list(statement["Action"])}
+    (get,) = [s for s in statements if "s3:GetObject" in _as_list(s["Action"])]
+
+    # THEN it may read three areas of the lake (not events, not quarantine) and write nothing
+    assert actions == {"s3:GetObject", "s3:ListBucket"}
+    assert {r["Fn::Sub"] for r in get["Resource"]} == {
+        "${LakeBucket.Arn}/facts/*",
+        "${LakeBucket.Arn}/metrics/*",
+        "${LakeBucket.Arn}/config/*",
+    }
+    assert _policy_templates(template, "QueryFunction") == {"AWSSecretsManagerGetSecretValuePolicy"}
+
+
+def test_the_read_secret_is_generated_by_the_stack_and_read_by_two_functions(template: dict[str, Any]) -> None:
+    secret = _resources(template)["ReadTokenSecret"]
+    readers = [
+        name
+        for name in FUNCTIONS
+        for policy in _properties(template, name).get("Policies", [])
+        if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy
+    ]
+
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    assert sorted(readers) == ["QueryFunction", "ReportFunction"]
+    assert template["Parameters"]["DashboardLinkDays"]["Default"] == 14
+
+
+def test_the_api_sends_no_cors_headers(template: dict[str, Any]) -> None:
+    # CORS closed by default: no Cors setting, so no browser page of another origin can read
+    assert "Cors" not in _properties(template, "IngestApi")
+    assert "Cors" not in template["Globals"].get("Api", {})

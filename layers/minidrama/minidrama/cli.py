@@ -8,13 +8,29 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from minidrama.config import ConfigError, app_or_default, load_apps, register_app, validate_recipients
+from minidrama.config import (
+    ConfigError,
+    app_or_default,
+    get_app,
+    load_apps,
+    register_app,
+    validate_app_id,
+    validate_recipients,
+)
 from minidrama.lake import Storage, open_lake
 from minidrama.metrics.exceptions import MetricsError
+from minidrama.tokens import (
+    DEFAULT_TOKEN_DAYS,
+    MAX_TOKEN_DAYS,
+    LakeSecret,
+    SecretsManagerSecret,
+    issue_token,
+)
 
 __all__ = ["main"]
 
@@ -39,6 +55,38 @@ def _add_lake(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _token_days(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_TOKEN_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to {MAX_TOKEN_DAYS}")
+    return int(text)
+
+
+def _add_secret_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secret-id",
+        metavar="ARN",
+        help="the deployed stack's read secret (output ReadTokenSecretArn) for an s3:// lake"
+        " (default: $MINIDRAMA_READ_SECRET; a local lake keeps its own in config/)",
+    )
+
+
+def _read_secret(
+    storage: Storage, secret_id: str | None, *, create: bool
+) -> LakeSecret | SecretsManagerSecret:
+    """The secret that signs read tokens: Secrets Manager for a deployed lake, else the lake's own."""
+    secret_id = secret_id or os.environ.get("MINIDRAMA_READ_SECRET")
+    if secret_id:
+        import boto3
+
+        return SecretsManagerSecret(boto3.client("secretsmanager"), secret_id)
+    if storage.uri.startswith("s3://"):
+        raise ConfigError(
+            "a deployed lake's read tokens are signed with the stack's secret: pass --secret-id with"
+            " the stack output ReadTokenSecretArn (or set MINIDRAMA_READ_SECRET)"
+        )
+    return LakeSecret(storage, create=create)
+
+
 def _add_range(parser: argparse.ArgumentParser) -> None:
     """--lake, --app and the range's --from and --to (calendar days in the app's time zone)."""
     _add_lake(parser)
@@ -57,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    apps = commands.add_parser("apps", help="register apps and list them")
+    apps = commands.add_parser("apps", help="register apps, list them, issue read tokens")
     apps_commands = apps.add_subparsers(dest="apps_command", required=True, metavar="ACTION")
     add = apps_commands.add_parser("add", help="register an app (or update it) and print a new API key once")
     _add_lake(add)
@@ -67,6 +115,32 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--email", nargs="+", metavar="ADDR", help="report recipients")
     listing = apps_commands.add_parser("list", help="list registered apps (without keys)")
     _add_lake(listing)
+    token = apps_commands.add_parser(
+        "token",
+        help="print a read token for the read API and the dashboard (never stored; expires)",
+        description="Print one JSON line {app_id, token, expires_at} and the dashboard's address. The"
+        " token reads this app's metrics until it expires or the read secret is rotated.",
+    )
+    _add_lake(token)
+    token.add_argument("app_id")
+    token.add_argument(
+        "--days",
+        type=_token_days,
+        default=DEFAULT_TOKEN_DAYS,
+        help=f"days it is valid (default {DEFAULT_TOKEN_DAYS})",
+    )
+    _add_secret_id(token)
+    token.add_argument(
+        "--url",
+        default="http://127.0.0.1:8080",
+        help="the API's base URL, for the dashboard link (default http://127.0.0.1:8080, minidrama serve)",
+    )
+    rotate = apps_commands.add_parser(
+        "rotate-read-secret",
+        help="replace the read tokens' signing secret: every read token issued so far stops working",
+    )
+    _add_lake(rotate)
+    _add_secret_id(rotate)
 
     ingest = commands.add_parser("ingest", help="ingest NDJSON files of events")
     _add_lake(ingest)
@@ -119,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--date", required=True, type=_day, help="the day, YYYY-MM-DD (computed before)")
     report.add_argument("--email-to", nargs="+", metavar="ADDR", help="recipients (default: the app's)")
 
-    serve = commands.add_parser("serve", help="serve the HTTP ingestion API on the local lake")
+    serve = commands.add_parser(
+        "serve", help="serve the HTTP API (events, read API, dashboard) on the local lake"
+    )
     _add_lake(serve)
     serve.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0 picks a free one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -163,6 +239,26 @@ def _emit(text: str, out: Path | None) -> int:
     return 0
 
 
+def dashboard_url(
+    base_url: str, app_id: str, token: str, first: date | None = None, last: date | None = None
+) -> str:
+    """The dashboard's address for ``app_id`` with ``token`` in its fragment (and a range, if given)."""
+    query = f"?from={first}&to={last}" if first and last else ""
+    return f"{base_url.rstrip('/')}/v1/apps/{app_id}/dashboard{query}#token={token}"
+
+
+def _print_token(storage: Storage, args: argparse.Namespace) -> int:
+    if get_app(storage, validate_app_id(args.app_id)) is None:
+        raise ConfigError(
+            f"no app {args.app_id!r} is registered here: `minidrama apps add {args.app_id}` first"
+        )
+    secret = _read_secret(storage, args.secret_id, create=True)
+    token = issue_token(secret.current(), args.app_id, datetime.now(UTC) + timedelta(days=args.days))
+    print(json.dumps(token.public()))
+    print(f"dashboard: {dashboard_url(args.url, args.app_id, token.token)}", file=sys.stderr)
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from minidrama.demo import run_demo
@@ -174,6 +270,14 @@ def _run(args: argparse.Namespace) -> int:
         if args.apps_command == "add":
             app, api_key = register_app(storage, args.app_id, args.timezone, args.currency, args.email)
             print(json.dumps({"app_id": app.app_id, "api_key": api_key}))
+        elif args.apps_command == "token":
+            return _print_token(storage, args)
+        elif args.apps_command == "rotate-read-secret":
+            _read_secret(storage, args.secret_id, create=True).rotate()
+            print(
+                "minidrama: a new read secret is in place: every read token issued before is revoked",
+                file=sys.stderr,
+            )
         else:
             for app in load_apps(storage).values():
                 print(json.dumps(app.public()))

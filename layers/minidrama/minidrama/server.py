@@ -1,9 +1,10 @@
-"""``minidrama serve``: the HTTP API on a local lake, through the same router as the deployed function.
+"""``minidrama serve``: the HTTP API on a local lake, through the same router as the deployed functions.
 
-Each HTTP request becomes the API Gateway proxy event that the ingest function receives
-(:mod:`minidrama.gateway`) and is resolved by :func:`minidrama.router.build_router`, so the local
-and the deployed contract are one code path. Accepted events go to Parquet files in the lake
-(temporary file, fsync, rename) before the ``202``.
+Each HTTP request becomes the API Gateway proxy event that the ingest and query functions
+receive (:mod:`minidrama.gateway`) and is resolved by :func:`minidrama.router.build_router`, so
+the local and the deployed contract are one code path: the events route, the read API and the
+dashboard (read tokens are signed with the lake's ``config/read-token-secret``). Accepted events
+go to Parquet files in the lake (temporary file, fsync, rename) before the ``202``.
 
 The server is asyncio with h11, a strict HTTP/1.1 parser. With the defaults of :class:`Limits`:
 
@@ -56,7 +57,9 @@ from minidrama.gateway import (
 )
 from minidrama.ingestion import MAX_BODY_BYTES
 from minidrama.lake import Storage
+from minidrama.reading import Reader
 from minidrama.router import build_router
+from minidrama.tokens import LakeSecret
 from minidrama.writer import write_events
 
 __all__ = ["Limits", "LocalServer", "serve", "serve_in_background"]
@@ -125,14 +128,17 @@ def _url(host: str, port: int) -> str:
 
 
 class LocalServer:
-    """The ingestion API on ``storage``; :meth:`run` serves until :meth:`stop`."""
+    """The HTTP API (events, read API, dashboard) on ``storage``; :meth:`run` serves until :meth:`stop`."""
 
     def __init__(self, storage: Storage, limits: Limits | None = None) -> None:
         self.storage = storage
         self.limits = limits or Limits()
         # Local reads of config/apps.json are cheap: re-read often, so `apps add` works at once.
         directory = AppDirectory(storage, ttl_seconds=2.0, recheck_seconds=0.0)
-        self._router = build_router(directory=directory, storage=storage, sink=_LakeSink(storage))
+        reader = Reader(storage, directory, LakeSecret(storage))
+        self._router = build_router(
+            directory=directory, storage=storage, sink=_LakeSink(storage), reader=reader
+        )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minidrama-router")
         self._connections: set[asyncio.Task[None]] = set()
         self._idle: set[asyncio.Task[None]] = set()
@@ -455,7 +461,8 @@ def serve(storage: Storage, host: str = "127.0.0.1", port: int = 8080, limits: L
     def listening(bound_host: str, bound_port: int) -> None:
         print(
             f"minidrama: listening on {_url(bound_host, bound_port)}/ "
-            f"(POST /v1/apps/{{app_id}}/events) with the lake {storage.uri}",
+            f"(POST /v1/apps/{{app_id}}/events, GET /v1/apps/{{app_id}}/metrics and /dashboard)"
+            f" with the lake {storage.uri}",
             flush=True,
         )
 

@@ -54,8 +54,12 @@ def query_range(
     last: date,
     segments: Sequence[str] | None = None,
     generated_at: datetime | None = None,
+    *,
+    index: facts.FactsIndex | None = None,
 ) -> dict[str, Any]:
     """The range document of [``first``, ``last``] (calendar days in the app's time zone).
+
+    ``index`` is the app's facts index when the caller has just loaded it (else it is loaded).
 
     Raises :class:`InvalidRange` when ``first`` is after ``last``, :class:`MissingDays` when a day
     of the range was never computed, :class:`UnknownSegment` for a requested segment that has no
@@ -63,7 +67,8 @@ def query_range(
     does not match its hash.
     """
     period = Period.range(first, last)
-    index = facts.FactsIndex.load(storage, app.app_id, app.timezone)
+    if index is None:
+        index = facts.FactsIndex.load(storage, app.app_id, app.timezone)
     missing = [day for day in period.days if day not in index.days]
     if missing:
         raise MissingDays(app.app_id, missing)
