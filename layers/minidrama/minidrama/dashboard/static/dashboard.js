@@ -30,6 +30,18 @@
     recharge_order: "Recharge order",
     redeem_order: "Redeem order",
   };
+  const STAGE_SHORT = {
+    entrance_exposure: "Exposure",
+    entrance_click: "Entrance click",
+    minis_visit: "Visit",
+    last_free_episode_watch: "Last free episode",
+    third_party_payment_panel_show: "3rd-party panel shown",
+    third_party_payment_panel_click: "3rd-party panel click",
+    tiktok_payment_panel_show: "TikTok panel shown",
+    tiktok_payment_panel_click: "TikTok panel click",
+    recharge_order: "Recharge order",
+    redeem_order: "Redeem order",
+  };
   const OS_LABELS = { ios: "iOS", android: "Android" };
   const BREAKDOWN_LABELS = {
     gender: "Gender", age_group: "Age group", region: "Region",
@@ -95,7 +107,7 @@
   const rangeCache = new Map();
   const dailyCache = new Map();
   const models = new Map(); // block name -> table model, for downloads
-  window.minidramaDashboard = { state, lastRenderAt: 0, models };
+  window.minidramaDashboard = { state, lastRenderAt: 0, models, csv: (name) => csvOf(name) };
 
   // --- the read API ----------------------------------------------------------------------------
 
@@ -162,9 +174,18 @@
     return [from, to];
   }
 
-  function matchingPreset(from, to) {
+  // A preset that ends before the first computed day has nothing to show.
+  function markEmptyPresets() {
     for (const option of $("#preset").options) {
       if (option.value === "custom") continue;
+      const ends = option.value === "last-month" ? addDays(state.days.last_day.slice(0, 8) + "01", -1) : state.days.last_day;
+      option.disabled = ends < state.days.first_day;
+    }
+  }
+
+  function matchingPreset(from, to) {
+    for (const option of $("#preset").options) {
+      if (option.value === "custom" || option.disabled) continue;
       const [presetFrom, presetTo] = presetRange(option.value);
       if (presetFrom === from && presetTo === to) return option.value;
     }
@@ -193,9 +214,12 @@
     return lines.join("\r\n") + "\r\n";
   }
 
+  function csvOf(name) {
+    return modelCsv(models.get(name));
+  }
+
   function download(name) {
-    const model = models.get(name);
-    const blob = new Blob([modelCsv(model)], { type: "text/csv;charset=utf-8" });
+    const blob = new Blob([csvOf(name)], { type: "text/csv;charset=utf-8" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
     link.download = `${appId}-${name}-${state.from}-${state.to}-${state.segment.replace(":", "-")}.csv`;
@@ -233,6 +257,7 @@
     const wrap = element("div", "table-wrap");
     const table = element("table");
     table.dataset.model = name;
+    if (model.columns.length <= 3) table.className = "narrow";
     const headRow = element("tr");
     model.columns.forEach((column, index) => {
       const th = element("th", index ? "num" : "", column);
@@ -247,6 +272,7 @@
       if (row.total) tr.className = "total";
       row.forEach((value, index) => {
         const td = element(index ? "td" : "th", value.kind === "text" ? "" : "num", show(value));
+        td.dataset.kind = value.kind;
         if (!index) td.scope = "row";
         if (options.bars === index && typeof value.raw === "number") {
           const bar = element("span", "bar");
@@ -415,12 +441,12 @@
     renderTable($('[data-block="funnel"]'), "funnel", model);
     drawChart($('[data-block="funnel_chart"]'), {
       $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-      data: { values: model.rows.map((row) => ({ stage: row[0].raw, pv: row[1].raw })) },
+      data: { values: stages.map((stage) => ({ stage: STAGE_SHORT[stage.stage] || stage.stage, name: STAGE_LABELS[stage.stage] || stage.stage, pv: stage.pv })) },
       mark: { type: "bar", color: "#3461c7" },
       encoding: {
         y: { field: "stage", type: "nominal", sort: null, title: null, axis: { labelLimit: 150 } },
         x: { field: "pv", type: "quantitative", title: "Page views" },
-        tooltip: [{ field: "stage", title: "Stage" }, { field: "pv", title: "Page views", format: "," }],
+        tooltip: [{ field: "name", title: "Stage" }, { field: "pv", title: "Page views", format: "," }],
       },
       height: stages.length * 22,
     });
@@ -460,7 +486,7 @@
       mark: { type: "arc", innerRadius: 40 },
       encoding: {
         theta: { field: "gmv", type: "quantitative", stack: true },
-        color: { field: "name", type: "nominal", title: null, sort: { field: "gmv", order: "descending" } },
+        color: { field: "name", type: "nominal", title: null, sort: { field: "gmv", order: "descending" }, scale: { scheme: "tableau20" } },
         tooltip: [{ field: "name", title: model.columns[0] }, { field: "gmv", title: "GMV", format: ",.2f" }],
       },
       view: { stroke: null },
@@ -482,7 +508,11 @@
     table.append(head);
     for (const row of model.rows) {
       const tr = element("tr");
-      row.forEach((value) => tr.append(element("td", value.kind === "text" ? "" : "num", show(value))));
+      row.forEach((value) => {
+        const td = element("td", value.kind === "text" ? "" : "num", show(value));
+        td.dataset.kind = value.kind;
+        tr.append(td);
+      });
       table.append(tr);
     }
     details.append(table);
@@ -649,11 +679,32 @@
     status.hidden = !text;
   }
 
-  async function load(from, to) {
+  // After the first range shows, the other presets are fetched one at a time in the background,
+  // so that choosing one redraws at once; only when the server answered the first one quickly,
+  // so that a large lake is not asked for ranges nobody looked at.
+  const PREFETCH_WHEN_FASTER_THAN_MS = 1500;
+
+  async function prefetchPresets() {
+    for (const option of $("#preset").options) {
+      if (option.value === "custom" || option.disabled) continue;
+      const [from, to] = presetRange(option.value);
+      try {
+        await rangeDocument(from, to);
+      } catch (error) {
+        return; // the page shows errors for what the user asks for, not for this
+      }
+    }
+  }
+
+  async function load(from, to, { first = false } = {}) {
     setStatus(`Loading ${from === to ? from : `${from} to ${to}`}…`);
     document.documentElement.dataset.loading = "true";
+    const asked = performance.now();
     try {
       const documentForRange = await rangeDocument(from, to);
+      if (first && performance.now() - asked < PREFETCH_WHEN_FASTER_THAN_MS) {
+        setTimeout(prefetchPresets, 0);
+      }
       state.from = from;
       state.to = to;
       state.document = documentForRange;
@@ -739,13 +790,16 @@
     const yesterday = addDays(state.days.today, -1);
     $("#preset").options[0].textContent = state.days.last_day === yesterday ? "Yesterday" : `Latest day (${state.days.last_day})`;
     $("#data-through").textContent = `Data through ${state.days.last_day}`;
+    markEmptyPresets();
     $("#from").min = $("#to").min = state.days.first_day;
     $("#from").max = $("#to").max = state.days.last_day;
     const params = new URLSearchParams(location.search);
     state.segment = params.get("segment") || "all";
     const [from, to] = params.get("from") && params.get("to") ? [params.get("from"), params.get("to")] : presetRange("7");
-    await load(from, to);
+    await load(from, to, { first: true });
   }
 
+  // A new token pasted into the address (only the fragment changes): start again with it.
+  window.addEventListener("hashchange", () => location.reload());
   start();
 })();
