@@ -17,8 +17,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from minidrama.dashboard import DashboardLinks
 from minidrama.lake import S3Storage
 from minidrama.report import publish_report, report_requests
+from minidrama.tokens import SecretsManagerSecret
 
 logger = Logger()
 tracer = Tracer()
@@ -30,6 +32,16 @@ SENDER_EMAIL = os.environ["SENDER_EMAIL"]
 DEFAULT_RECIPIENTS = [
     address.strip() for address in os.environ.get("DEFAULT_RECIPIENTS", "").split(",") if address.strip()
 ]
+# Each email links to its day on the dashboard with a read token valid DASHBOARD_LINK_DAYS days.
+LINKS = (
+    DashboardLinks(
+        os.environ["DASHBOARD_BASE_URL"],
+        SecretsManagerSecret(boto3.client("secretsmanager"), os.environ["READ_TOKEN_SECRET_ARN"]),
+        int(os.environ.get("DASHBOARD_LINK_DAYS", "14")),
+    )
+    if os.environ.get("DASHBOARD_BASE_URL") and os.environ.get("READ_TOKEN_SECRET_ARN")
+    else None
+)
 
 
 @logger.inject_lambda_context
@@ -48,6 +60,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 sender=SENDER_EMAIL,
                 ses_client=ses,
                 default_recipients=DEFAULT_RECIPIENTS,
+                links=LINKS,
             )
         except Exception as error:
             # One app's failure (refused mail, an unreadable document) must not stop the others;

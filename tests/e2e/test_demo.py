@@ -6,13 +6,16 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 from email import message_from_bytes
+from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
 
 from minidrama.demo import DEMO_APP_ID, MARKER_NAME, DemoLakeError, prepare_lake
 from minidrama.lake import events_key
+from tests.e2e.serving import serving
 
 
 def _run_demo(out: Path, days: int, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -124,6 +127,31 @@ def test_demo_runs_the_pipeline_and_says_where_everything_is(tmp_path: Path) -> 
     request = json.loads((out / "sample-request.json").read_text())
     assert 0 < len(request["events"]) <= 1_000
     assert re.search(r"Done in [\d.]+ s", text)
+
+    # AND the dashboard address it prints opens, with a token the read API takes (on any port)
+    (url,) = re.findall(r"^  (http://127\.0\.0\.1:8080/v1/apps/\S+/dashboard#token=\S+)$", text, re.MULTILINE)
+    token = url.split("#token=", 1)[1]
+    with serving(lake) as served:
+        page = urllib.request.urlopen(
+            url.split("#")[0].replace("http://127.0.0.1:8080", served.url), timeout=30
+        )
+        assert page.status == 200 and "script-src 'self'" in page.headers["Content-Security-Policy"]
+        range_url = re.search(r"'(http://127\.0\.0\.1:8080/v1/apps/\S+/metrics\?\S+)'", text)
+        assert range_url is not None
+        request_for_range = urllib.request.Request(
+            range_url.group(1).replace("http://127.0.0.1:8080", served.url),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(request_for_range, timeout=60) as answer:
+            assert json.loads(answer.read())["to"] == last["date"]
+    # AND the emailed report links to that day on the dashboard
+    parsed = message_from_bytes((report_dir / "report.eml").read_bytes(), policy=default_policy)
+    plain = parsed.get_body(preferencelist=("plain",))
+    assert plain is not None
+    day_link = (
+        f"http://127.0.0.1:8080/v1/apps/{DEMO_APP_ID}/dashboard?from={last['date']}&to={last['date']}#token="
+    )
+    assert day_link in plain.get_content()
 
 
 @pytest.mark.slow

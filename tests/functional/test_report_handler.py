@@ -6,9 +6,10 @@ import email
 import email.policy
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,8 +22,10 @@ from moto.ses.models import ses_backends
 from pypdf import PdfReader
 
 from minidrama.config import app_or_default, register_app
+from minidrama.dashboard import DashboardLinks
 from minidrama.lake import LocalStorage, S3Storage, report_key
 from minidrama.report import report_command, sent_marker_key
+from minidrama.tokens import LakeSecret, verify_token
 from tests.conftest import LambdaContext, load_event, load_handler
 from tests.report_fixtures import write_history
 
@@ -261,3 +264,67 @@ def test_report_command_sends_through_ses_where_it_is_configured(stack, monkeypa
     output = capsys.readouterr().out
     assert "emailed through SES: 2 sent, 0 sent before" in output
     assert "emailed through SES: 0 sent, 2 sent before" in output
+
+
+# --- the dashboard link -------------------------------------------------------------------------
+
+
+def _parts(raw: bytes | str) -> tuple[str, str]:
+    """The plain-text and HTML parts of an email."""
+    if isinstance(raw, str):
+        message = email.message_from_string(raw, policy=email.policy.default)
+    else:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def _linked_token(part: str, base_url: str, app_id: str, day: date) -> str:
+    match = re.search(
+        re.escape(f"{base_url}/v1/apps/{app_id}/dashboard?from={day}&to={day}#token=") + r"([\w.-]+)", part
+    )
+    assert match is not None, part[:2000]
+    return match.group(1)
+
+
+def test_the_email_links_to_its_day_on_the_dashboard_with_a_token_of_the_stacks_secret(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAKE_BUCKET", BUCKET)
+    monkeypatch.setenv("SENDER_EMAIL", SENDER)
+    monkeypatch.setenv("DASHBOARD_BASE_URL", "https://api.example/prod")
+    monkeypatch.setenv("DASHBOARD_LINK_DAYS", "5")
+    with mock_aws():
+        # GIVEN the stack's read secret and a registered app with metrics
+        secret = boto3.client("secretsmanager").create_secret(Name="read", SecretString="s" * 64)
+        monkeypatch.setenv("READ_TOKEN_SECRET_ARN", secret["ARN"])
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
+        stack = Stack(load_handler("report"), S3Storage(boto3.client("s3"), BUCKET))
+        register_app(stack.storage, "dramaapp", recipients=RECIPIENTS[:1])
+        write_history(stack.storage, "dramaapp", DAY, 35)
+        # WHEN the schedule sends the report
+        stack.run(load_event("report_schedule"))
+        text, html = _parts(stack.sent[0].raw_data)
+        stored = stack.storage.get_bytes(report_key("dramaapp", DAY, "report.html")).decode()
+    # THEN both parts link to that day's dashboard, with a token the read API takes for 5 days
+    token = _linked_token(text, "https://api.example/prod", "dramaapp", DAY)
+    assert _linked_token(html.replace("&amp;", "&"), "https://api.example/prod", "dramaapp", DAY) == token
+    now = datetime.now(UTC)
+    verified = verify_token(b"s" * 64, token, "dramaapp", now)
+    assert timedelta(days=5) - timedelta(minutes=5) < verified.expires_at - now <= timedelta(days=5)
+    # AND the stored page (readable by anyone who reads the bucket) carries no token
+    assert "#token=" not in stored
+
+
+def test_report_command_links_to_the_local_server_with_the_lakes_secret(tmp_path: Path) -> None:
+    lake = LocalStorage(tmp_path / "lake")
+    write_history(lake, "dramaapp", DAY, 3)
+    links = DashboardLinks("http://127.0.0.1:8080", LakeSecret(lake, create=True), 2)
+    assert report_command(lake, app_or_default(lake, "dramaapp"), DAY, None, links) == 0
+    text, _html = _parts(lake.get_bytes(report_key("dramaapp", DAY, "report.eml")))
+    token = _linked_token(text, "http://127.0.0.1:8080", "dramaapp", DAY)
+    assert verify_token(LakeSecret(lake).current(), token, "dramaapp", datetime.now(UTC)).app_id == "dramaapp"
+    assert "#token=" not in lake.get_bytes(report_key("dramaapp", DAY, "report.html")).decode()

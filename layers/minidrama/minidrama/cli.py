@@ -22,6 +22,7 @@ from minidrama.config import (
     validate_app_id,
     validate_recipients,
 )
+from minidrama.dashboard import LOCAL_API_URL
 from minidrama.lake import Storage, open_lake
 from minidrama.metrics.exceptions import MetricsError
 from minidrama.tokens import (
@@ -132,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_secret_id(token)
     token.add_argument(
         "--url",
-        default="http://127.0.0.1:8080",
-        help="the API's base URL, for the dashboard link (default http://127.0.0.1:8080, minidrama serve)",
+        default=LOCAL_API_URL,
+        help=f"the API's base URL, for the dashboard link (default {LOCAL_API_URL}, minidrama serve)",
     )
     rotate = apps_commands.add_parser(
         "rotate-read-secret",
@@ -192,6 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--app", required=True, help="the app to report on")
     report.add_argument("--date", required=True, type=_day, help="the day, YYYY-MM-DD (computed before)")
     report.add_argument("--email-to", nargs="+", metavar="ADDR", help="recipients (default: the app's)")
+    report.add_argument(
+        "--dashboard-url",
+        metavar="URL",
+        help="the API's base URL for the email's dashboard link (default for a local lake:"
+        " http://127.0.0.1:8080, minidrama serve; an s3:// lake needs it and --secret-id)",
+    )
+    report.add_argument(
+        "--link-days",
+        type=_token_days,
+        default=DEFAULT_TOKEN_DAYS,
+        help=f"days the dashboard link works (default {DEFAULT_TOKEN_DAYS})",
+    )
+    _add_secret_id(report)
 
     serve = commands.add_parser(
         "serve", help="serve the HTTP API (events, read API, dashboard) on the local lake"
@@ -239,14 +253,6 @@ def _emit(text: str, out: Path | None) -> int:
     return 0
 
 
-def dashboard_url(
-    base_url: str, app_id: str, token: str, first: date | None = None, last: date | None = None
-) -> str:
-    """The dashboard's address for ``app_id`` with ``token`` in its fragment (and a range, if given)."""
-    query = f"?from={first}&to={last}" if first and last else ""
-    return f"{base_url.rstrip('/')}/v1/apps/{app_id}/dashboard{query}#token={token}"
-
-
 def _print_token(storage: Storage, args: argparse.Namespace) -> int:
     if get_app(storage, validate_app_id(args.app_id)) is None:
         raise ConfigError(
@@ -255,6 +261,8 @@ def _print_token(storage: Storage, args: argparse.Namespace) -> int:
     secret = _read_secret(storage, args.secret_id, create=True)
     token = issue_token(secret.current(), args.app_id, datetime.now(UTC) + timedelta(days=args.days))
     print(json.dumps(token.public()))
+    from minidrama.dashboard import dashboard_url
+
     print(f"dashboard: {dashboard_url(args.url, args.app_id, token.token)}", file=sys.stderr)
     return 0
 
@@ -314,10 +322,18 @@ def _run(args: argparse.Namespace) -> int:
         documents = daily_documents(storage, app_or_default(storage, args.app), args.first, args.last)
         return _emit(series_csv(documents, args.segment, args.metric or ()), args.out)
     if args.command == "report":
+        from minidrama.dashboard import DashboardLinks
         from minidrama.report import report_command
 
         validate_recipients(args.email_to or [])
-        return report_command(storage, app_or_default(storage, args.app), args.date, args.email_to)
+        local = not storage.uri.startswith("s3://")
+        base_url = args.dashboard_url or (LOCAL_API_URL if local else None)
+        links = None
+        if base_url and (local or args.secret_id or os.environ.get("MINIDRAMA_READ_SECRET")):
+            links = DashboardLinks(
+                base_url, _read_secret(storage, args.secret_id, create=True), args.link_days
+            )
+        return report_command(storage, app_or_default(storage, args.app), args.date, args.email_to, links)
     if args.command == "serve":
         from minidrama.server import serve
 

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from minidrama.config import AppConfig, load_rates, register_app
+from minidrama.dashboard import LOCAL_API_URL, DashboardLinks, dashboard_url
 from minidrama.lake import LocalStorage, Storage, open_lake
 from minidrama.simulator import simulate
+from minidrama.tokens import DEFAULT_TOKEN_DAYS, LakeSecret, issue_token
 
 __all__ = [
     "DEMO_APP_ID",
@@ -218,18 +220,32 @@ def run_demo(out_dir: Path, lake: str | None, days: int, seed: int) -> int:
     print()
     print(f"The report of {last_day}, as emailed to {', '.join(app.recipients)}:", flush=True)
     printed = io.StringIO()
+    links = DashboardLinks(LOCAL_API_URL, LakeSecret(storage, create=True), DEFAULT_TOKEN_DAYS)
     with contextlib.redirect_stdout(printed):
-        code = report_command(storage, app, last_day, None)
+        code = report_command(storage, app, last_day, None, links)
     for line in printed.getvalue().splitlines():
         label = next((name for suffix, name in _REPORT_FILES.items() if line.endswith(suffix)), "")
         print(f"  {label:<9} {line}" if label else f"  {line}")
     finished = time.monotonic()
+    token = issue_token(
+        LakeSecret(storage).current(), app.app_id, datetime.now(UTC) + timedelta(days=DEFAULT_TOKEN_DAYS)
+    )
     print()
-    print("Try the HTTP API on this lake (the key is new on every demo run):")
+    print("Serve this lake over HTTP: the events API, the read API and the dashboard:")
     print(f"  minidrama serve --lake {storage.uri}")
     print(
-        f"  curl -X POST http://127.0.0.1:8080/v1/apps/{app.app_id}/events -H 'x-api-key: {api_key}' "
+        f"then open the dashboard (its read token works {DEFAULT_TOKEN_DAYS} days;"
+        " `minidrama apps token` makes more):"
+    )
+    print(f"  {dashboard_url(LOCAL_API_URL, app.app_id, token.token)}")
+    print("or send events (the key is new on every demo run), and read a range as JSON:")
+    print(
+        f"  curl -X POST {LOCAL_API_URL}/v1/apps/{app.app_id}/events -H 'x-api-key: {api_key}' "
         f"-H 'content-type: application/json' --data @{request_path}"
+    )
+    print(
+        f"  curl -H 'Authorization: Bearer {token.token}' "
+        f"'{LOCAL_API_URL}/v1/apps/{app.app_id}/metrics?from={week_start}&to={last_day}'"
     )
     print()
     print(

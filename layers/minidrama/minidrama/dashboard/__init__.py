@@ -16,11 +16,25 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
 
-__all__ = ["CONTENT_SECURITY_POLICY", "StaticFile", "ASSETS", "page", "asset"]
+from minidrama.tokens import DEFAULT_TOKEN_DAYS, SecretSource, issue_token
 
+__all__ = [
+    "LOCAL_API_URL",
+    "CONTENT_SECURITY_POLICY",
+    "StaticFile",
+    "ASSETS",
+    "DashboardLink",
+    "DashboardLinks",
+    "dashboard_url",
+    "page",
+    "asset",
+]
+
+LOCAL_API_URL = "http://127.0.0.1:8080"  # where `minidrama serve` listens by default
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
     " connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -84,3 +98,31 @@ def asset(name: str) -> StaticFile | None:
         ("X-Content-Type-Options", "nosniff"),
     )
     return StaticFile(_read(name), content_type, headers)
+
+
+def dashboard_url(
+    base_url: str, app_id: str, token: str, first: date | None = None, last: date | None = None
+) -> str:
+    """The dashboard of ``app_id`` at ``base_url``, on [first, last] if given, ``token`` in the fragment."""
+    query = f"?from={first.isoformat()}&to={last.isoformat()}" if first and last else ""
+    return f"{base_url.rstrip('/')}/v1/apps/{app_id}/dashboard{query}#token={token}"
+
+
+@dataclass(frozen=True)
+class DashboardLink:
+    url: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class DashboardLinks:
+    """Makes the dashboard links of reports: the API's base URL, the read secret, days of validity."""
+
+    base_url: str
+    secret: SecretSource
+    days: int = DEFAULT_TOKEN_DAYS
+
+    def for_day(self, app_id: str, day: date, now: datetime) -> DashboardLink:
+        """A link to the dashboard on ``day`` alone, with a new token valid ``days`` days from ``now``."""
+        token = issue_token(self.secret.current(), app_id, now + timedelta(days=self.days))
+        return DashboardLink(dashboard_url(self.base_url, app_id, token.token, day, day), token.expires_at)

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from minidrama.config import AppConfig, app_or_default, load_apps
+from minidrama.dashboard import DashboardLinks
 from minidrama.lake import NotFoundError, Storage, metrics_key, report_key
 from minidrama.metrics.schema import read_document
 from minidrama.report.delivery import DeliveryError, DeliveryResult, deliver_report
@@ -103,10 +104,14 @@ def write_status(storage: Storage, app_id: str, day: date, status: Mapping[str, 
     return key
 
 
-def _render(storage: Storage, app: AppConfig, day: date) -> RenderedReport | PublishResult:
+def _render(
+    storage: Storage, app: AppConfig, day: date, links: DashboardLinks | None
+) -> RenderedReport | PublishResult:
     """The rendered report, or an ``incomplete`` result (already recorded) when its inputs are missing."""
     try:
-        return build_report(app.app_id, day, load_documents(storage, app.app_id, day))
+        documents = load_documents(storage, app.app_id, day)
+        link = links.for_day(app.app_id, day, datetime.now(UTC)) if links is not None else None
+        return build_report(app.app_id, day, documents, link)
     except MissingMetricsError:
         reason = f"no metrics document at {metrics_key(app.app_id, day)}"
     except ReportInputError as error:
@@ -124,15 +129,17 @@ def publish_report(
     sender: str,
     ses_client: Any,
     default_recipients: Sequence[str] = (),
+    links: DashboardLinks | None = None,
 ) -> PublishResult:
     """Render, store and email (through SES) the report of ``app`` for ``day``.
 
-    Recipients are the app's, or ``default_recipients`` for an app that lists none.
+    Recipients are the app's, or ``default_recipients`` for an app that lists none. With
+    ``links``, the email links to the day on the dashboard (a read token valid ``links.days``).
 
     Missing inputs give an ``incomplete`` status and no email. Emails already sent for this
     (app, day, recipient) are not sent again. Raises :class:`DeliveryError` when SES refused some.
     """
-    rendered = _render(storage, app, day)
+    rendered = _render(storage, app, day, links)
     if isinstance(rendered, PublishResult):
         return rendered
     keys = store_report(storage, rendered)
@@ -156,7 +163,13 @@ def _isoformat(days: Sequence[date]) -> list[str]:
     return [day.isoformat() for day in days]
 
 
-def report_command(storage: Storage, app: AppConfig, day: date, email_to: Sequence[str] | None) -> int:
+def report_command(
+    storage: Storage,
+    app: AppConfig,
+    day: date,
+    email_to: Sequence[str] | None,
+    links: DashboardLinks | None = None,
+) -> int:
     """``minidrama report``: render HTML and PDF, write the email as ``report.eml``.
 
     Recipients are ``email_to``, else the app's; with none, the .eml is still written, addressed
@@ -165,7 +178,7 @@ def report_command(storage: Storage, app: AppConfig, day: date, email_to: Sequen
     each recipient, once per (app, day, recipient) like the report function's. Exit 2 when the
     day's metrics are missing, 1 when SES refused a recipient.
     """
-    rendered = _render(storage, app, day)
+    rendered = _render(storage, app, day, links)
     if isinstance(rendered, PublishResult):
         print(
             f"minidrama: cannot report {app.app_id} for {day.isoformat()}: {rendered.reason}; "

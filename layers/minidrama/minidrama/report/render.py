@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from minidrama.dashboard import DashboardLink
 from minidrama.report.charts import Chart, chart_specs, render_png, render_svg, svg_data_uri
 from minidrama.report.format import MISSING, format_timestamp, format_value
 from minidrama.report.model import TOP_VALUES, ReportView, build_view
@@ -91,12 +92,20 @@ def _heat(rate: float | None) -> str:
     return f"rgba(47, 95, 208, {alpha:.2f})"
 
 
-def render_html(view: ReportView, charts: Mapping[str, ChartImage], *, email: bool = False) -> str:
-    """The report page. ``charts`` maps chart ids to their image source (SVG data URI or ``cid:``)."""
+def render_html(
+    view: ReportView,
+    charts: Mapping[str, ChartImage],
+    *,
+    email: bool = False,
+    dashboard_link: DashboardLink | None = None,
+) -> str:
+    """The report page. ``charts`` maps chart ids to their image source (SVG data URI or ``cid:``);
+    ``dashboard_link`` (the email's only: it carries a read token) opens the day on the dashboard."""
     return _ENV.get_template("report.html.j2").render(
         view=view,
         charts=charts,
         email=email,
+        dashboard_link=dashboard_link,
         css=_template_source("report.css"),
         fmt=lambda value, kind: format_value(value, kind, view.currency),
         heat=_heat,
@@ -123,12 +132,18 @@ def subject_line(view: ReportView) -> str:
     return f"{view.app_id} daily report {view.day.isoformat()}: {active.text} active users, {gmv.text} GMV"
 
 
-def render_text(view: ReportView) -> str:
+def render_text(view: ReportView, dashboard_link: DashboardLink | None = None) -> str:
     """The plain-text part of the email: the headline numbers with their changes."""
     lines = [
         f"{view.app_id} · Daily report · {view.day.strftime('%A, %B %-d, %Y')} ({view.timezone})",
         "",
     ]
+    if dashboard_link is not None:
+        lines += [
+            f"Dashboard (any date range, every module; link valid until {_link_expiry(dashboard_link)}):",
+            dashboard_link.url,
+            "",
+        ]
     if view.missing_days:
         lines += [
             f"Note: metrics are missing for {len(view.missing_days)} of the {len(view.days)} days covered: "
@@ -158,6 +173,10 @@ def render_text(view: ReportView) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _link_expiry(link: DashboardLink) -> str:
+    return link.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _svg_width(svg: str) -> int:
     match = re.search(r'<svg[^>]*\swidth="([\d.]+)"', svg)
     return round(float(match.group(1))) if match else 640
@@ -172,8 +191,11 @@ def build_report(
     app_id: str,
     day: date,
     documents: Mapping[date, Mapping[str, Any] | None],
+    dashboard_link: DashboardLink | None = None,
 ) -> RenderedReport:
     """Render the report of ``app_id`` for ``day`` from the metrics documents of its window.
+
+    ``dashboard_link`` goes into the email's parts only: the stored page and PDF carry no token.
 
     ``documents`` maps the days of :func:`minidrama.report.model.window_days` to their document
     (None where missing). Raises :class:`~minidrama.report.model.MissingMetricsError` when the
@@ -195,8 +217,8 @@ def build_report(
         day=day,
         html=html,
         pdf=render_pdf(html),
-        email_html=render_html(view, email_images, email=True),
-        text=render_text(view),
+        email_html=render_html(view, email_images, email=True, dashboard_link=dashboard_link),
+        text=render_text(view, dashboard_link),
         subject=subject_line(view),
         email_images={chart_content_id(chart_id): png for chart_id, _image, png in rendered},
         missing_days=view.missing_days,
