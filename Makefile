@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint typecheck unit bench layer-sizes clean
+.PHONY: setup system-deps demo test lint typecheck unit bench layer-sizes vendor-dashboard clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ bench: setup
 
 layer-sizes: setup
 	$(BIN)/python bench/layer_sizes.py
+
+# Re-fetch the dashboard's vendored Vega files from npm at the versions pinned in packages.json
+# (npm pack, unchanged build files) and rewrite their SHA-256s; review the diff before committing.
+VENDOR := layers/minidrama/minidrama/dashboard/static/vendor
+vendor-dashboard: setup
+	$(BIN)/python -m minidrama.dashboard.vendor $(VENDOR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis demo-out build .aws-sam
