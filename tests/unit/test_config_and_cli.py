@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from decimal import Decimal
 
 import pytest
 
 from minidrama.cli import main
-from minidrama.config import ConfigError, app_or_default, load_apps, load_rates, register_app
-from minidrama.lake import RATES_CONFIG_KEY
+from minidrama.config import (
+    ConfigError,
+    api_key_matches,
+    app_or_default,
+    load_apps,
+    load_rates,
+    register_app,
+)
+from minidrama.lake import RATES_CONFIG_KEY, LocalStorage
+from minidrama.server import serve_in_background
 
 
 @pytest.mark.parametrize(
@@ -109,3 +118,130 @@ def test_cli_compute_with_to_before_date_is_refused(tmp_path, capsys):
     )
     assert code == 2
     assert "--to must not be before --date" in capsys.readouterr().err
+
+
+# --- apps add / set / rotate-key (SPEC 5) --------------------------------------------------------
+
+
+def _cli(capsys, lake, *argv: str) -> tuple[int, str, str]:
+    """Exit code, stdout, stderr of the CLI (argparse's own refusals exit 2 too)."""
+    try:
+        code = main([*argv, "--lake", str(lake)])
+    except SystemExit as stopped:
+        code = int(stopped.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_adding_an_app_twice_changes_nothing_and_exits_2(tmp_path, capsys):
+    lake = tmp_path / "lake"
+    code, out, _err = _cli(capsys, lake, "apps", "add", "drama", "--timezone", "Asia/Manila")
+    assert code == 0
+    first_key = json.loads(out)["api_key"]
+    stored = (lake / "config" / "apps.json").read_bytes()
+
+    code, out, err = _cli(capsys, lake, "apps", "add", "drama", "--timezone", "UTC")
+
+    assert code == 2 and out == ""
+    assert "app 'drama' is already registered" in err and "minidrama apps set drama" in err
+    assert (lake / "config" / "apps.json").read_bytes() == stored
+    assert api_key_matches(load_apps(LocalStorage(lake))["drama"], first_key)
+
+
+def test_set_changes_only_the_settings_given_and_keeps_the_key(tmp_path, capsys):
+    lake = tmp_path / "lake"
+    _code, out, _err = _cli(
+        capsys, lake, "apps", "add", "drama", "--email", "a@studio.example", "--reports", "daily"
+    )
+    key = json.loads(out)["api_key"]
+
+    code, out, _err = _cli(
+        capsys,
+        lake,
+        "apps",
+        "set",
+        "drama",
+        "--add-email",
+        "b@studio.example",
+        "--remove-email",
+        "a@studio.example",
+        "--report-hour",
+        "7",
+        "--reports",
+        "daily,weekly,monthly",
+    )
+
+    assert code == 0
+    app = load_apps(LocalStorage(lake))["drama"]
+    assert json.loads(out) == app.public()
+    assert (app.timezone, app.currency, app.recipients) == ("UTC", "USD", ["b@studio.example"])
+    assert (app.report_hour, app.reports) == (7, ["daily", "weekly", "monthly"])
+    assert api_key_matches(app, key)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["apps", "set", "ghost", "--report-hour", "7"], "no app 'ghost' is registered"),
+        (["apps", "rotate-key", "ghost"], "no app 'ghost' is registered"),
+        (["apps", "set", "drama", "--report-hour", "24"], "'24' is not an hour of the day"),
+        (["apps", "set", "drama", "--reports", "daily,yearly"], "'yearly' is not a report"),
+        (
+            ["apps", "set", "drama", "--remove-email", "x@studio.example"],
+            "'x@studio.example' is not a recipient",
+        ),
+        (["apps", "set", "drama", "--timezone", "Mars/Olympus"], "timezone 'Mars/Olympus'"),
+    ],
+)
+def test_set_and_rotate_key_refuse_bad_input_and_change_nothing(tmp_path, capsys, argv, message):
+    lake = tmp_path / "lake"
+    _cli(capsys, lake, "apps", "add", "drama")
+    stored = (lake / "config" / "apps.json").read_bytes()
+
+    code, _out, err = _cli(capsys, lake, *argv)
+
+    assert code == 2 and message in err
+    assert (lake / "config" / "apps.json").read_bytes() == stored
+
+
+def test_rotate_key_issues_a_new_key_and_the_old_one_stops_working(tmp_path, capsys):
+    lake = tmp_path / "lake"
+    _code, out, _err = _cli(capsys, lake, "apps", "add", "drama", "--currency", "EUR")
+    old_key = json.loads(out)["api_key"]
+
+    code, out, _err = _cli(capsys, lake, "apps", "rotate-key", "drama")
+
+    assert code == 0
+    new_key = json.loads(out)["api_key"]
+    app = load_apps(LocalStorage(lake))["drama"]
+    assert new_key != old_key and api_key_matches(app, new_key) and not api_key_matches(app, old_key)
+    assert app.currency == "EUR"
+
+
+def test_after_apps_set_the_old_key_still_ingests(tmp_path, capsys):
+    # GIVEN a registered app, its key, and the local server
+    lake = tmp_path / "lake"
+    _code, out, _err = _cli(capsys, lake, "apps", "add", "drama")
+    key = json.loads(out)["api_key"]
+    # WHEN someone adds a recipient
+    assert _cli(capsys, lake, "apps", "set", "drama", "--add-email", "new@studio.example")[0] == 0
+    # THEN an SDK holding the old key still gets 202
+    event = {
+        "event_id": "e-1",
+        "event_name": "app_launch",
+        "event_time": "2026-11-28T10:15:00Z",
+        "user_id": "u-1",
+        "session_id": "s-1",
+        "os": "ios",
+        "region": "US",
+        "properties": {"entry_point": "feed"},
+    }
+    with serve_in_background(LocalStorage(lake)) as url:
+        request = urllib.request.Request(
+            f"{url}/v1/apps/drama/events",
+            data=json.dumps({"events": [event]}).encode(),
+            headers={"x-api-key": key, "content-type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 202 and json.loads(answer.read())["accepted"] == 1

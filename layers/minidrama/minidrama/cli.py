@@ -14,11 +14,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from minidrama.config import (
+    DEFAULT_REPORT_HOUR,
+    REPORT_KINDS,
     ConfigError,
+    add_app,
     app_or_default,
     get_app,
     load_apps,
-    register_app,
+    rotate_key,
+    update_app,
     validate_app_id,
     validate_recipients,
 )
@@ -53,6 +57,48 @@ def _add_lake(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lake",
         help="lake location: a directory or s3://bucket/prefix (default: $MINIDRAMA_LAKE, else ./lake)",
+    )
+
+
+def _report_hour(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 23:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an hour of the day, 0 to 23")
+    return int(text)
+
+
+def _report_kinds(text: str) -> list[str]:
+    kinds = [kind.strip() for kind in text.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in REPORT_KINDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"{unknown[0]!r} is not a report; choose from {','.join(REPORT_KINDS)}"
+        )
+    return list(dict.fromkeys(kinds))
+
+
+def _add_settings(parser: argparse.ArgumentParser, *, new: bool) -> None:
+    """The settings `apps add` and `apps set` take (defaults apply to a new app only)."""
+    parser.add_argument(
+        "--timezone", help="IANA time zone of the app's calendar day" + (" (default UTC)" if new else "")
+    )
+    parser.add_argument("--currency", help="reporting currency, ISO 4217" + (" (default USD)" if new else ""))
+    parser.add_argument(
+        "--email",
+        nargs="+",
+        metavar="ADDR",
+        help="report recipients" + ("" if new else " (replaces the list)"),
+    )
+    parser.add_argument(
+        "--report-hour",
+        type=_report_hour,
+        metavar="H",
+        help="local hour the reports are sent, 0-23" + (f" (default {DEFAULT_REPORT_HOUR})" if new else ""),
+    )
+    parser.add_argument(
+        "--reports",
+        type=_report_kinds,
+        metavar="KINDS",
+        help="which reports, e.g. daily,weekly,monthly" + (" (default daily)" if new else ""),
     )
 
 
@@ -108,12 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     apps = commands.add_parser("apps", help="register apps, list them, issue read tokens")
     apps_commands = apps.add_subparsers(dest="apps_command", required=True, metavar="ACTION")
-    add = apps_commands.add_parser("add", help="register an app (or update it) and print a new API key once")
+    add = apps_commands.add_parser(
+        "add", help="register a new app and print its API key once (exit 2 if it is registered)"
+    )
     _add_lake(add)
     add.add_argument("app_id")
-    add.add_argument("--timezone", help="IANA time zone of the app's calendar day (default UTC)")
-    add.add_argument("--currency", help="reporting currency, ISO 4217 (default USD)")
-    add.add_argument("--email", nargs="+", metavar="ADDR", help="report recipients")
+    _add_settings(add, new=True)
+    settings = apps_commands.add_parser("set", help="change an app's settings (its API key stays valid)")
+    _add_lake(settings)
+    settings.add_argument("app_id")
+    _add_settings(settings, new=False)
+    settings.add_argument("--add-email", nargs="+", metavar="ADDR", help="add report recipients")
+    settings.add_argument("--remove-email", nargs="+", metavar="ADDR", help="remove report recipients")
+    rotate_key_parser = apps_commands.add_parser(
+        "rotate-key", help="print a new API key for an app; the old one stops working"
+    )
+    _add_lake(rotate_key_parser)
+    rotate_key_parser.add_argument("app_id")
     listing = apps_commands.add_parser("list", help="list registered apps (without keys)")
     _add_lake(listing)
     token = apps_commands.add_parser(
@@ -276,7 +333,31 @@ def _run(args: argparse.Namespace) -> int:
     storage: Storage = open_lake(args.lake)
     if args.command == "apps":
         if args.apps_command == "add":
-            app, api_key = register_app(storage, args.app_id, args.timezone, args.currency, args.email)
+            app, api_key = add_app(
+                storage,
+                args.app_id,
+                args.timezone,
+                args.currency,
+                args.email,
+                report_hour=args.report_hour,
+                reports=args.reports,
+            )
+            print(json.dumps({"app_id": app.app_id, "api_key": api_key}))
+        elif args.apps_command == "set":
+            app = update_app(
+                storage,
+                args.app_id,
+                timezone=args.timezone,
+                currency=args.currency,
+                recipients=args.email,
+                add_recipients=args.add_email,
+                remove_recipients=args.remove_email,
+                report_hour=args.report_hour,
+                reports=args.reports,
+            )
+            print(json.dumps(app.public()))
+        elif args.apps_command == "rotate-key":
+            app, api_key = rotate_key(storage, args.app_id)
             print(json.dumps({"app_id": app.app_id, "api_key": api_key}))
         elif args.apps_command == "token":
             return _print_token(storage, args)

@@ -1,7 +1,9 @@
 """App registry and deployment settings, stored in the lake under ``config/``.
 
 ``config/apps.json`` holds one entry per registered app: its timezone, reporting currency,
-report recipients and the SHA-256 hash of its API key (never the key itself).
+report recipients, report hour and reports, and the SHA-256 hash of its API key (never the key
+itself). :func:`add_app` registers a new app and issues its key, :func:`update_app` changes
+settings and never the key, :func:`rotate_key` issues a new key (the old one stops working).
 ``config/rates.json`` holds currency conversion rates (see :class:`Rates`).
 """
 
@@ -23,6 +25,13 @@ from minidrama.lake import APPS_CONFIG_KEY, RATES_CONFIG_KEY, NotFoundError, Sto
 __all__ = [
     "AppConfig",
     "ConfigError",
+    "AppExists",
+    "UnknownApp",
+    "REPORT_KINDS",
+    "DEFAULT_REPORT_HOUR",
+    "add_app",
+    "update_app",
+    "rotate_key",
     "Rates",
     "APP_ID_PATTERN",
     "load_apps",
@@ -42,8 +51,20 @@ APP_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # use fullmatch
 _EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
+REPORT_KINDS = ("daily", "weekly", "monthly")
+DEFAULT_REPORT_HOUR = 8
+
+
 class ConfigError(ValueError):
     """A setting is not valid; the message names it."""
+
+
+class AppExists(ConfigError):
+    """``apps add`` of an app that is already registered."""
+
+
+class UnknownApp(ConfigError):
+    """A command that changes an app names one that is not registered."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,8 @@ class AppConfig:
     currency: str = "USD"
     recipients: list[str] = field(default_factory=list)
     api_key_sha256: str | None = None
+    report_hour: int = DEFAULT_REPORT_HOUR  # local hour (app's time zone) the reports are sent
+    reports: list[str] = field(default_factory=lambda: ["daily"])  # of REPORT_KINDS
 
     @property
     def zone(self) -> ZoneInfo:
@@ -70,8 +93,20 @@ class AppConfig:
         return data
 
 
-def validate_app_settings(app_id: str, timezone: str, currency: str, recipients: list[str]) -> None:
+def validate_app_settings(
+    app_id: str,
+    timezone: str,
+    currency: str,
+    recipients: list[str],
+    report_hour: int = DEFAULT_REPORT_HOUR,
+    reports: list[str] | None = None,
+) -> None:
     validate_app_id(app_id)
+    if type(report_hour) is not int or not 0 <= report_hour <= 23:
+        raise ConfigError(f"report hour {report_hour!r} must be an hour of the day, 0 to 23")
+    unknown = [kind for kind in reports or [] if kind not in REPORT_KINDS]
+    if unknown:
+        raise ConfigError(f"report {unknown[0]!r} is not one of {', '.join(REPORT_KINDS)}")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as error:
@@ -126,6 +161,110 @@ def _save_apps(storage: Storage, apps: dict[str, AppConfig]) -> None:
     storage.put_bytes(APPS_CONFIG_KEY, json.dumps(body, indent=2).encode(), "application/json")
 
 
+def _validated(app: AppConfig) -> AppConfig:
+    validate_app_settings(
+        app.app_id, app.timezone, app.currency, app.recipients, app.report_hour, app.reports
+    )
+    return app
+
+
+def _new_key() -> tuple[str, str]:
+    api_key = "mdk_" + secrets.token_urlsafe(32)
+    return api_key, hash_api_key(api_key)
+
+
+def add_app(
+    storage: Storage,
+    app_id: str,
+    timezone: str | None = None,
+    currency: str | None = None,
+    recipients: list[str] | None = None,
+    *,
+    report_hour: int | None = None,
+    reports: list[str] | None = None,
+) -> tuple[AppConfig, str]:
+    """Register a new app; returns its settings and its API key (shown once: only a hash is kept).
+
+    Raises :class:`AppExists` for an app already registered (its settings and key stay as they are).
+    """
+    apps = load_apps(storage)
+    if validate_app_id(app_id) in apps:
+        raise AppExists(
+            f"app {app_id!r} is already registered; change its settings with `minidrama apps set {app_id}`,"
+            f" or issue a new key with `minidrama apps rotate-key {app_id}`"
+        )
+    api_key, key_hash = _new_key()
+    app = _validated(
+        AppConfig(
+            app_id=app_id,
+            timezone=timezone or "UTC",
+            currency=(currency or "USD").upper(),
+            recipients=list(recipients or []),
+            api_key_sha256=key_hash,
+            report_hour=DEFAULT_REPORT_HOUR if report_hour is None else report_hour,
+            reports=list(reports) if reports is not None else ["daily"],
+        )
+    )
+    apps[app_id] = app
+    _save_apps(storage, apps)
+    return app, api_key
+
+
+def _registered(apps: dict[str, AppConfig], app_id: str) -> AppConfig:
+    app = apps.get(validate_app_id(app_id))
+    if app is None:
+        raise UnknownApp(f"no app {app_id!r} is registered: `minidrama apps add {app_id}` first")
+    return app
+
+
+def update_app(
+    storage: Storage,
+    app_id: str,
+    *,
+    timezone: str | None = None,
+    currency: str | None = None,
+    recipients: list[str] | None = None,
+    add_recipients: list[str] | None = None,
+    remove_recipients: list[str] | None = None,
+    report_hour: int | None = None,
+    reports: list[str] | None = None,
+) -> AppConfig:
+    """Change the settings given of a registered app; the others and its API key stay as they are.
+
+    ``recipients`` replaces the list; ``add_recipients`` / ``remove_recipients`` then edit it.
+    """
+    apps = load_apps(storage)
+    current = _registered(apps, app_id)
+    listed = list(recipients) if recipients is not None else list(current.recipients)
+    listed += [address for address in add_recipients or [] if address not in listed]
+    removed = set(remove_recipients or [])
+    missing = sorted(removed - set(listed))
+    if missing:
+        raise ConfigError(f"{missing[0]!r} is not a recipient of {app_id!r}: {', '.join(listed) or 'none'}")
+    updated = _validated(
+        replace(
+            current,
+            timezone=timezone or current.timezone,
+            currency=(currency or current.currency).upper(),
+            recipients=[address for address in listed if address not in removed],
+            report_hour=current.report_hour if report_hour is None else report_hour,
+            reports=list(reports) if reports is not None else current.reports,
+        )
+    )
+    apps[app_id] = updated
+    _save_apps(storage, apps)
+    return updated
+
+
+def rotate_key(storage: Storage, app_id: str) -> tuple[AppConfig, str]:
+    """A new API key for a registered app; the old one stops working."""
+    apps = load_apps(storage)
+    api_key, key_hash = _new_key()
+    apps[app_id] = replace(_registered(apps, app_id), api_key_sha256=key_hash)
+    _save_apps(storage, apps)
+    return apps[app_id], api_key
+
+
 def register_app(
     storage: Storage,
     app_id: str,
@@ -133,25 +272,15 @@ def register_app(
     currency: str | None = None,
     recipients: list[str] | None = None,
 ) -> tuple[AppConfig, str]:
-    """Register an app or update its settings; returns the settings and a new API key.
+    """Register an app, or update its settings and issue it a new key (the demo's and tests' setup).
 
-    Settings not given keep their current value (or the default for a new app). Every call
-    issues a new key: only its hash is stored, so the key is shown once.
+    Operators use :func:`add_app`, :func:`update_app` and :func:`rotate_key`, which keep apart
+    what changes settings from what changes the key.
     """
-    apps = load_apps(storage)
-    current = apps.get(app_id) or AppConfig(app_id=app_id)
-    updated = replace(
-        current,
-        timezone=timezone or current.timezone,
-        currency=(currency or current.currency).upper(),
-        recipients=list(recipients) if recipients is not None else current.recipients,
-    )
-    validate_app_settings(updated.app_id, updated.timezone, updated.currency, updated.recipients)
-    api_key = "mdk_" + secrets.token_urlsafe(32)
-    updated = replace(updated, api_key_sha256=hash_api_key(api_key))
-    apps[app_id] = updated
-    _save_apps(storage, apps)
-    return updated, api_key
+    if app_id not in load_apps(storage):
+        return add_app(storage, app_id, timezone, currency, recipients)
+    update_app(storage, app_id, timezone=timezone, currency=currency, recipients=recipients)
+    return rotate_key(storage, app_id)
 
 
 def hash_api_key(api_key: str) -> str:
