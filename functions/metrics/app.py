@@ -1,14 +1,16 @@
-"""Metrics function: on the daily schedule, compact and recompute each registered app's recent days.
+"""Metrics function: hourly, compact and recompute the recent days of each app whose hour has come.
 
-Trigger: an EventBridge scheduled event (every registered app, its last ``RECOMPUTE_DAYS``
-complete days in its own time zone), or ``{"app_id": "A", "dates": ["YYYY-MM-DD", ...]}`` to
-recompute chosen days of one app (a backfill).
+Trigger: an EventBridge scheduled event, hourly: each registered app whose metrics hour (two
+hours before its report hour, local time) began since the previous run gets its last
+``RECOMPUTE_DAYS`` complete days, in its own time zone, recomputed (once a local day; the time is
+the event's, so a retried run decides the same). ``{"app_id": "A", "dates": ["YYYY-MM-DD", ...]}``
+recomputes chosen days of one app (a backfill); ``{"all_apps": true}`` refreshes every app now.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -25,6 +27,7 @@ tracer = Tracer()
 metrics = Metrics()
 storage = S3Storage(boto3.client("s3"), os.environ["LAKE_BUCKET"])
 RECOMPUTE_DAYS = int(os.environ.get("RECOMPUTE_DAYS", "3"))
+SCHEDULE_EVERY = timedelta(hours=1)  # the MetricsSchedule of template.yaml
 
 
 @logger.inject_lambda_context
@@ -39,9 +42,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="DocumentsWritten", unit=MetricUnit.Count, value=len(keys))
         return {"apps": [{"app_id": app.app_id, "documents": keys}]}
 
-    now = datetime.now(UTC)
+    now = (
+        datetime.fromisoformat(event["time"].replace("Z", "+00:00")) if "time" in event else datetime.now(UTC)
+    )
+    apps = [
+        app
+        for app in load_apps(storage).values()
+        if event.get("all_apps") or app.hour_began(app.metrics_hour, now, SCHEDULE_EVERY) is not None
+    ]
     results, failures = [], []
-    for app in load_apps(storage).values():
+    for app in apps:
         try:
             result = refresh_recent(storage, app, now, RECOMPUTE_DAYS)
         except Exception as error:

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from moto import mock_aws
 
-from minidrama.config import register_app
+from minidrama.config import add_app, register_app
 from minidrama.ingestion import ingest_events
 from minidrama.lake import S3Storage, metrics_key
 from minidrama.metrics.schema import json_schema
@@ -44,11 +44,17 @@ def _launches(app, day, count, batch):
     ]
 
 
-def test_scheduled_run_compacts_and_writes_the_recent_days_of_every_app(s3_lake, lambda_context):
-    # GIVEN two registered apps with events over the last three days, sent in two batches each
-    # (two small files per hour partition)
-    apps = [register_app(s3_lake, "drama-a")[0], register_app(s3_lake, "drama-b", timezone="Asia/Kolkata")[0]]
-    now = datetime.now(UTC)
+def test_the_hourly_run_refreshes_each_app_two_hours_before_its_report_hour(s3_lake, lambda_context):
+    # GIVEN three apps with events over their last three days, sent in two batches each (two small
+    # files per hour partition); the run at 06:05 UTC is 06:05 in UTC and 11:35 in Kolkata
+    apps = [
+        add_app(s3_lake, "drama-a")[0],  # reports at 08:00 UTC: refreshed in the 06:00 hour
+        add_app(s3_lake, "drama-b", timezone="Asia/Kolkata", report_hour=13)[0],  # 11:00 there
+        add_app(s3_lake, "drama-c", report_hour=12)[0],  # 10:00 UTC: not yet
+    ]
+    event = load_event("metrics_schedule")
+    now = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
+    assert now == datetime(2026, 11, 29, 6, 5, tzinfo=UTC)
     for app in apps:
         for day in app.complete_days(now, 3):
             for batch in ("first", "second"):
@@ -56,10 +62,13 @@ def test_scheduled_run_compacts_and_writes_the_recent_days_of_every_app(s3_lake,
     handler = load_handler("metrics")
 
     # WHEN the schedule fires
-    response = handler.lambda_handler(load_event("metrics_schedule"), lambda_context)
+    response = handler.lambda_handler(event, lambda_context)
 
-    # THEN every app's last three days have a schema-valid document counting all ten launches
+    # THEN the two apps due have their last three days in schema-valid documents counting all
+    # ten launches, and the third app waits for its own hour
     assert sorted(result["app_id"] for result in response["apps"]) == ["drama-a", "drama-b"]
+    assert not s3_lake.list("metrics/app_id=drama-c/")
+    apps = apps[:2]
     validator = jsonschema.Draft202012Validator(json_schema())
     for app in apps:
         for day in app.complete_days(now, 3):

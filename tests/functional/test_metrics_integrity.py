@@ -383,7 +383,8 @@ def test_the_metrics_function_fails_its_run_naming_an_unreadable_events_file(
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         storage = S3Storage(boto3.client("s3"), BUCKET)
         app = register_app(storage, "drama-a")[0]
-        now = datetime.now(UTC)
+        schedule = load_event("metrics_schedule")  # the hour the app's refresh is due
+        now = datetime.fromisoformat(schedule["time"].replace("Z", "+00:00"))
         yesterday = app.complete_days(now, 1)[0]
         noon = datetime.combine(yesterday, datetime.min.time(), UTC) + timedelta(hours=12)
         ingest_events(
@@ -399,7 +400,7 @@ def test_the_metrics_function_fails_its_run_naming_an_unreadable_events_file(
 
         # WHEN the schedule fires THEN the run fails (the alarm counts Lambda errors), naming the file
         with pytest.raises(RuntimeError, match=bad):
-            handler.lambda_handler(load_event("metrics_schedule"), lambda_context)
+            handler.lambda_handler(schedule, lambda_context)
         # AND a backfill of that day fails with the metrics error itself
         with pytest.raises(UnreadableEvents, match=bad):
             handler.lambda_handler({"app_id": "drama-a", "dates": [yesterday.isoformat()]}, lambda_context)

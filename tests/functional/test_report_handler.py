@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -21,7 +22,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from pypdf import PdfReader
 
-from minidrama.config import app_or_default, register_app
+from minidrama.config import add_app, app_or_default, register_app
 from minidrama.dashboard import DashboardLinks
 from minidrama.lake import LocalStorage, S3Storage, report_key
 from minidrama.report import report_command, sent_marker_key
@@ -115,37 +116,89 @@ def test_a_report_without_its_metrics_is_marked_incomplete_and_never_sent(stack)
     assert not stack.storage.exists(report_key("dramaapp", DAY, "report.pdf"))
 
 
-def test_an_app_whose_midnight_falls_between_the_two_jobs_gets_every_report_a_day_later(stack):
-    # GIVEN an app at UTC-2: at the metrics run (01:30 UTC) its Nov 28 was not over, so the
-    # newest document is Nov 27's, never reported
-    register_app(stack.storage, "noronha", timezone="America/Noronha", recipients=["n@studio.example"])
-    write_history(stack.storage, "noronha", date(2026, 11, 27), 3, timezone="America/Noronha")
-    # WHEN the report schedule fires at 06:00 UTC (Nov 29, 04:00 there)
-    response = stack.run(load_event("report_schedule"))
-    # THEN Nov 27 is reported and sent, rather than Nov 28 marked incomplete
-    assert [(r["app_id"], r["date"], r["status"]) for r in response["reports"]] == [
-        ("noronha", "2026-11-27", "complete")
-    ]
-    assert [message.destinations[0] for message in stack.sent] == ["n@studio.example"]
+def _hourly(time: datetime) -> dict[str, Any]:
+    return {**load_event("report_schedule"), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def test_each_app_reports_its_own_yesterday(stack):
-    # GIVEN an app in Los Angeles: at 06:00 UTC on Nov 29 it is still Nov 28 there
-    register_app(stack.storage, "la-app", timezone="America/Los_Angeles", recipients=["la@studio.example"])
-    register_app(stack.storage, "utc-app", recipients=["utc@studio.example"])
-    write_history(stack.storage, "la-app", date(2026, 11, 27), 3, timezone="America/Los_Angeles")
-    write_history(stack.storage, "utc-app", DAY, 3)
-    # WHEN the schedule fires
-    response = stack.run(load_event("report_schedule"))
-    # THEN Los Angeles reports Nov 27 and UTC reports Nov 28
-    assert {(r["app_id"], r["date"], r["status"]) for r in response["reports"]} == {
-        ("la-app", "2026-11-27", "complete"),
-        ("utc-app", "2026-11-28", "complete"),
+@pytest.mark.parametrize(
+    ("timezone", "start"),
+    [
+        ("UTC", datetime(2026, 11, 27, 0, 20, tzinfo=UTC)),
+        ("America/Los_Angeles", datetime(2026, 3, 7, 0, 20, tzinfo=UTC)),  # clocks spring forward Mar 8
+        ("America/Los_Angeles", datetime(2026, 10, 31, 0, 20, tzinfo=UTC)),  # and fall back Nov 1
+        ("Asia/Kolkata", datetime(2026, 11, 27, 0, 20, tzinfo=UTC)),  # UTC+5:30
+        ("Asia/Kathmandu", datetime(2026, 11, 27, 0, 20, tzinfo=UTC)),  # UTC+5:45
+    ],
+)
+def test_the_hourly_schedule_sends_each_day_once_at_the_apps_local_report_hour(
+    stack: Stack, timezone: str, start: datetime
+) -> None:
+    # GIVEN an app that wants its report at 08:00 local time, with metrics for every day
+    zone = ZoneInfo(timezone)
+    register_app(stack.storage, "app", timezone=timezone, recipients=["lead@studio.example"])
+    first = start.astimezone(zone).date() - timedelta(days=1)
+    write_history(stack.storage, "app", first + timedelta(days=3), 5, timezone=timezone)
+    # WHEN the schedule fires every hour for three days
+    sent_at = {}
+    for hour in range(72):
+        run_at = start + timedelta(hours=hour)
+        for result in stack.run(_hourly(run_at))["reports"]:
+            assert result["status"] == "complete"
+            if result["emails"]["sent"]:
+                sent_at[result["date"]] = run_at.astimezone(zone)
+    # THEN each day was sent once, in the 08:00 hour of the next local day, one email each
+    assert len(stack.sent) == len(sent_at) == 3
+    for day, local in sent_at.items():
+        assert local.date() == date.fromisoformat(day) + timedelta(days=1)
+        assert local.hour == 8, (day, local)
+
+
+def test_four_apps_in_four_zones_each_get_their_report_in_their_own_morning(stack: Stack) -> None:
+    # GIVEN four apps, each with its previous days' metrics
+    zones = {
+        "utc": "UTC",
+        "la": "America/Los_Angeles",
+        "kolkata": "Asia/Kolkata",
+        "kathmandu": "Asia/Kathmandu",
     }
-    assert sorted(message.destinations[0] for message in stack.sent) == [
-        "la@studio.example",
-        "utc@studio.example",
-    ]
+    for app_id, timezone in zones.items():
+        register_app(stack.storage, app_id, timezone=timezone, recipients=[f"{app_id}@studio.example"])
+        write_history(stack.storage, app_id, date(2026, 11, 28), 4, timezone=timezone)
+    # WHEN the schedule fires hourly, at :20, through Nov 29 (UTC)
+    runs: dict[str, list[str]] = {}
+    for hour in range(24):
+        run_at = datetime(2026, 11, 29, 0, 20, tzinfo=UTC) + timedelta(hours=hour)
+        for result in stack.run(_hourly(run_at))["reports"]:
+            runs.setdefault(result["app_id"], []).append(f"{result['date']} at {run_at:%H:%M}")
+    # THEN each got its Nov 28 once, by the first run after 08:00 its time: Kathmandu 02:20 UTC
+    # (08:05 there), Kolkata 03:20 UTC (08:50), UTC 08:20, Los Angeles 16:20 UTC (08:20)
+    assert runs == {
+        "kathmandu": ["2026-11-28 at 02:20"],
+        "kolkata": ["2026-11-28 at 03:20"],
+        "utc": ["2026-11-28 at 08:20"],
+        "la": ["2026-11-28 at 16:20"],
+    }
+    assert len(stack.sent) == 4
+
+
+def test_a_report_whose_metrics_came_late_is_sent_by_a_later_run_that_day(stack: Stack) -> None:
+    # GIVEN an app whose day's metrics are missing at its report hour
+    register_app(stack.storage, "app", recipients=["lead@studio.example"])
+    write_history(stack.storage, "app", DAY, 3, missing={DAY})
+    first_run = stack.run(_hourly(datetime(2026, 11, 29, 8, 20, tzinfo=UTC)))["reports"]
+    assert [result["status"] for result in first_run] == ["incomplete"]
+    # WHEN the metrics arrive and the next runs come
+    write_history(stack.storage, "app", DAY, 1)
+    later = [stack.run(_hourly(datetime(2026, 11, 29, hour, 20, tzinfo=UTC)))["reports"] for hour in (9, 10)]
+    # THEN the next run sends it, and the one after has nothing to do
+    assert [result["status"] for result in later[0]] == ["complete"] and later[1] == []
+    assert len(stack.sent) == 1
+
+
+def test_an_app_without_the_daily_report_gets_none(stack: Stack) -> None:
+    add_app(stack.storage, "quiet", recipients=["lead@studio.example"], reports=["weekly"])
+    write_history(stack.storage, "quiet", DAY, 3)
+    assert stack.run(load_event("report_schedule")) == {"reports": []}
 
 
 def test_an_app_without_recipients_goes_to_the_default_recipients(aws_env, monkeypatch):

@@ -440,8 +440,8 @@ def test_the_report_function_may_send_mail_only_as_the_sender(template: dict[str
 @pytest.mark.parametrize(
     ("function", "parameter", "default"),
     [
-        ("MetricsFunction", "MetricsSchedule", "cron(30 1 * * ? *)"),
-        ("ReportFunction", "ReportSchedule", "cron(30 2 * * ? *)"),
+        ("MetricsFunction", "MetricsSchedule", "cron(5 * * * ? *)"),
+        ("ReportFunction", "ReportSchedule", "cron(20 * * * ? *)"),
     ],
 )
 def test_the_daily_jobs_run_on_their_schedules(
@@ -453,14 +453,15 @@ def test_the_daily_jobs_run_on_their_schedules(
     assert template["Parameters"][parameter]["Default"] == default
 
 
-def test_the_report_runs_after_the_metrics_by_default(template: dict[str, Any]) -> None:
-    # GIVEN the default schedules "cron(M H * * ? *)"
-    def minutes(parameter: str) -> int:
+def test_both_jobs_run_hourly_and_the_report_after_the_metrics(template: dict[str, Any]) -> None:
+    # GIVEN the default schedules "cron(M * * * ? *)": every hour at minute M
+    def minute(parameter: str) -> int:
         minute, hour = template["Parameters"][parameter]["Default"].removeprefix("cron(").split()[:2]
-        return int(hour) * 60 + int(minute)
+        assert hour == "*", f"{parameter} must run every hour (apps are served at their local hour)"
+        return int(minute)
 
-    # THEN the report job starts after the metrics job has had its full 15 minutes
-    assert minutes("ReportSchedule") - minutes("MetricsSchedule") >= 15
+    # THEN within each hour the report job starts after the metrics job has had 15 minutes
+    assert minute("ReportSchedule") - minute("MetricsSchedule") >= 15
 
 
 # --- sample triggers ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import json
 import re
 import secrets
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,6 +29,7 @@ __all__ = [
     "UnknownApp",
     "REPORT_KINDS",
     "DEFAULT_REPORT_HOUR",
+    "METRICS_LEAD_HOURS",
     "add_app",
     "update_app",
     "rotate_key",
@@ -53,6 +54,9 @@ _EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 REPORT_KINDS = ("daily", "weekly", "monthly")
 DEFAULT_REPORT_HOUR = 8
+# The metrics of an app's day are computed this many hours before its reports are sent (local
+# time), so late events of the night are in and the run has finished when the report runs.
+METRICS_LEAD_HOURS = 2
 
 
 class ConfigError(ValueError):
@@ -85,6 +89,25 @@ class AppConfig:
         """The ``count`` calendar days in the app's time zone that ended before ``now``, oldest first."""
         today = now.astimezone(self.zone).date()
         return [today - timedelta(days=offset) for offset in range(count, 0, -1)]
+
+    @property
+    def metrics_hour(self) -> int:
+        """The local hour the scheduled metrics job refreshes this app (before its report hour)."""
+        return max(self.report_hour - METRICS_LEAD_HOURS, 0)
+
+    def hour_began(self, hour: int, run_at: datetime, every: timedelta = timedelta(hours=1)) -> date | None:
+        """The local day whose ``hour``:00 (app's time zone) fell in (``run_at`` - ``every``, ``run_at``].
+
+        An hourly run gets each local day's hour exactly once: on the day clocks skip that hour
+        (spring forward) the run after the gap has it, and on the day an hour repeats (fall back)
+        only its first occurrence counts. Half- and quarter-hour zones work the same.
+        """
+        now_local = run_at.astimezone(self.zone).replace(tzinfo=None)
+        before_local = (run_at - every).astimezone(self.zone).replace(tzinfo=None)
+        for day in sorted({before_local.date(), now_local.date()}):
+            if before_local < datetime.combine(day, time(hour)) <= now_local:
+                return day
+        return None
 
     def public(self) -> dict[str, object]:
         """The settings without the key hash (what `apps list` shows)."""

@@ -41,6 +41,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LOCAL_SENDER = "Mini Drama Analytics <reports@localhost>"
+SCHEDULE_EVERY = timedelta(hours=1)  # how often the scheduled runs come (template.yaml's schedules)
 
 
 @dataclass(frozen=True)
@@ -230,14 +231,21 @@ def latest_complete_day(app: AppConfig, now: datetime) -> date:
     return app.complete_days(now, 1)[0]
 
 
-def report_requests(storage: Storage, event: Mapping[str, Any], now: datetime) -> list[ReportRequest]:
+def report_requests(
+    storage: Storage, event: Mapping[str, Any], now: datetime, every: timedelta = SCHEDULE_EVERY
+) -> list[ReportRequest]:
     """What a trigger asks for.
 
-    A scheduled event (EventBridge) means: every registered app, its latest complete day as of
-    the event's ``time`` (else ``now``), so a delayed or retried invocation reports the same day.
-    ``{"app_id": A}`` and/or ``{"date": "YYYY-MM-DD"}`` (top level, or under ``detail``) narrow
-    that to one app and/or name the day explicitly. An explicit app that was never registered
-    is reported with the default settings (and no recipients).
+    A scheduled event (EventBridge, every ``every``) means: each registered app whose
+    ``report_hour`` began in its own time zone since the previous run, for its previous day (see
+    :meth:`~minidrama.config.AppConfig.hour_began`: exactly once a local day, DST and :30/:45
+    zones included); and, later that local day, an app whose report of yesterday is still
+    ``incomplete`` because its metrics were missing (they may have come since). The time is the
+    event's ``time`` (else ``now``), so a delayed or retried invocation decides the same.
+    ``{"app_id": A}`` and/or ``{"date": "YYYY-MM-DD"}`` (top level, or under ``detail``) ask
+    for one app and/or day explicitly, whatever the hour: the app's yesterday by default. An
+    explicit app that was never registered is reported with the default settings (and no
+    recipients).
     """
     detail: Mapping[str, Any] = event["detail"] if isinstance(event.get("detail"), Mapping) else {}
     if isinstance(event.get("time"), str):
@@ -253,23 +261,34 @@ def report_requests(storage: Storage, event: Mapping[str, Any], now: datetime) -
             day = date.fromisoformat(str(day_text))
         except ValueError as error:
             raise ValueError(f"date {day_text!r} in the trigger is not a date like 2026-11-28") from error
-    apps = [app_or_default(storage, str(app_id))] if app_id is not None else list(load_apps(storage).values())
-    return [ReportRequest(app, day or scheduled_day(storage, app, now)) for app in apps]
+    if app_id is not None or day is not None:
+        apps = (
+            [app_or_default(storage, str(app_id))]
+            if app_id is not None
+            else list(load_apps(storage).values())
+        )
+        return [ReportRequest(app, day or latest_complete_day(app, now)) for app in apps]
+    return [
+        ReportRequest(app, due)
+        for app in load_apps(storage).values()
+        if "daily" in app.reports
+        for due in [_due_day(storage, app, now, every)]
+        if due is not None
+    ]
 
 
-def scheduled_day(storage: Storage, app: AppConfig, now: datetime) -> date:
-    """The day a scheduled run reports: yesterday in the app's time zone.
-
-    In a zone whose midnight falls between the metrics run and the report run, yesterday's
-    document cannot exist yet (the day was not over when the metrics ran); then the day before
-    is reported if it never was, so such an app gets every report, one day later.
-    """
-    day = latest_complete_day(app, now)
-    if storage.exists(metrics_key(app.app_id, day)):
-        return day
-    before = day - timedelta(days=1)
-    if storage.exists(metrics_key(app.app_id, before)) and not storage.exists(
-        report_key(app.app_id, before, "report.html")
-    ):
-        return before
-    return day
+def _due_day(storage: Storage, app: AppConfig, now: datetime, every: timedelta) -> date | None:
+    """The day an hourly run reports for ``app``, or None."""
+    began = app.hour_began(app.report_hour, now, every)
+    if began is not None:
+        return began - timedelta(days=1)
+    local = now.astimezone(app.zone)
+    if local.hour < app.report_hour:
+        return None
+    yesterday = local.date() - timedelta(days=1)
+    try:
+        status = json.loads(storage.get_bytes(report_key(app.app_id, yesterday, "status.json")))
+    except NotFoundError:
+        return None
+    waiting = status.get("status") == "incomplete" and str(status.get("reason", "")).startswith("no metrics")
+    return yesterday if waiting else None
