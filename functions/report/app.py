@@ -73,6 +73,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.info("report published", extra=result.summary())
             sent = result.delivery.summary()["sent"] if result.delivery else 0
             metrics.add_metric(name="ReportEmailsSent", unit=MetricUnit.Count, value=sent)
+        elif result.status == "no_events":
+            # The app sent nothing all day: an operator should look (ReportsWithoutEventsAlarm).
+            logger.warning("no events received, report not sent", extra=result.summary())
+            metrics.add_metric(name="ReportsWithoutEvents", unit=MetricUnit.Count, value=1)
         else:
             logger.warning("report incomplete, not sent", extra=result.summary())
             metrics.add_metric(name="ReportsIncomplete", unit=MetricUnit.Count, value=1)

@@ -24,7 +24,7 @@ from pypdf import PdfReader
 
 from minidrama.config import add_app, app_or_default, register_app
 from minidrama.dashboard import DashboardLinks
-from minidrama.lake import LocalStorage, S3Storage, report_key
+from minidrama.lake import LocalStorage, S3Storage, metrics_key, report_key
 from minidrama.report import report_command, sent_marker_key
 from minidrama.tokens import LakeSecret, verify_token
 from tests.conftest import LambdaContext, load_event, load_handler
@@ -381,3 +381,40 @@ def test_report_command_links_to_the_local_server_with_the_lakes_secret(tmp_path
     token = _linked_token(text, "http://127.0.0.1:8080", "dramaapp", DAY)
     assert verify_token(LakeSecret(lake).current(), token, "dramaapp", datetime.now(UTC)).app_id == "dramaapp"
     assert "#token=" not in lake.get_bytes(report_key("dramaapp", DAY, "report.html")).decode()
+
+
+# --- a day without events -----------------------------------------------------------------------
+
+
+def _empty_day(storage: Any, app_id: str, day: date) -> None:
+    """The day's document as `compute` writes it for a day that received no event: only `all`."""
+    key = metrics_key(app_id, day)
+    document = json.loads(storage.get_bytes(key))
+    document["segments"] = {"all": document["segments"]["all"]}
+    storage.put_bytes(key, json.dumps(document).encode(), "application/json")
+
+
+def test_a_day_without_events_is_reported_to_the_operator_not_emailed_as_zeros(stack, capsys):
+    # GIVEN a registered app whose day received no events
+    register_app(stack.storage, "dramaapp", recipients=RECIPIENTS)
+    write_history(stack.storage, "dramaapp", DAY, 5)
+    _empty_day(stack.storage, "dramaapp", DAY)
+    # WHEN the schedule fires
+    response = stack.run(load_event("report_schedule"))
+    # THEN nothing is sent, the status says why, and the run emits the metric the alarm watches
+    assert [(r["status"], r["reason"]) for r in response["reports"]] == [
+        ("no_events", "no events were received for 2026-11-28 (in UTC)")
+    ]
+    assert stack.sent == [] and stack.status("dramaapp", DAY)["status"] == "no_events"
+    assert not stack.storage.exists(report_key("dramaapp", DAY, "report.html"))
+    assert '"ReportsWithoutEvents":[1.0]' in capsys.readouterr().out
+
+
+def test_report_command_exits_2_for_a_day_without_events(tmp_path, capsys):
+    lake = LocalStorage(tmp_path / "lake")
+    write_history(lake, "dramaapp", DAY, 2)
+    _empty_day(lake, "dramaapp", DAY)
+
+    assert report_command(lake, app_or_default(lake, "dramaapp"), DAY, None) == 2
+    assert "no events were received for 2026-11-28" in capsys.readouterr().err
+    assert not lake.exists(report_key("dramaapp", DAY, "report.eml"))

@@ -695,7 +695,9 @@ def test_the_query_function_only_reads_facts_documents_and_config(template: dict
     assert _policy_templates(template, "QueryFunction") == {"AWSSecretsManagerGetSecretValuePolicy"}
 
 
-def test_the_read_secret_is_generated_by_the_stack_and_read_by_two_functions(template: dict[str, Any]) -> None:
+def test_the_read_secret_is_generated_by_the_stack_and_read_by_two_functions(
+    template: dict[str, Any],
+) -> None:
     secret = _resources(template)["ReadTokenSecret"]
     readers = [
         name
@@ -714,3 +716,12 @@ def test_the_api_sends_no_cors_headers(template: dict[str, Any]) -> None:
     # CORS closed by default: no Cors setting, so no browser page of another origin can read
     assert "Cors" not in _properties(template, "IngestApi")
     assert "Cors" not in template["Globals"].get("Api", {})
+
+
+def test_an_alarm_fires_when_a_day_had_no_events(template: dict[str, Any]) -> None:
+    alarm = _properties(template, "ReportsWithoutEventsAlarm")
+    source = (ROOT / "functions" / "report" / "app.py").read_text()
+
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("MiniDrama", "ReportsWithoutEvents")
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert 'name="ReportsWithoutEvents"' in source

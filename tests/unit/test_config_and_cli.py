@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -106,6 +108,7 @@ def test_rates_convert_through_the_base(lake):
 )
 def test_cli_refuses_bad_input_with_a_message_and_exit_2(tmp_path, capsys, argv, message):
     lake = tmp_path / "lake"
+    lake.mkdir()
     code = main([*argv, "--lake", str(lake)])
     assert code == 2
     assert message in capsys.readouterr().err
@@ -245,3 +248,83 @@ def test_after_apps_set_the_old_key_still_ingests(tmp_path, capsys):
         )
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 202 and json.loads(answer.read())["accepted"] == 1
+
+
+# --- never a blank report by mistake ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["compute", "--app", "typo", "--date", "2026-11-01"],
+            "app 'typo' is not registered and has no events",
+        ),
+        (
+            ["report", "--app", "typo", "--date", "2026-11-01"],
+            "app 'typo' is not registered and has no metrics",
+        ),
+        (["compute", "--app", "drama", "--date", "2099-01-01"], "2099-01-01 is in the future in UTC"),
+        (["compute", "--app", "drama", "--date", "2026-11-01", "--to", "2099-01-01"], "is in the future"),
+        (["report", "--app", "drama", "--date", "2099-01-01"], "2099-01-01 is in the future in UTC"),
+    ],
+)
+def test_compute_and_report_refuse_what_would_give_a_blank_document(tmp_path, capsys, argv, message):
+    lake = tmp_path / "lake"
+    _cli(capsys, lake, "apps", "add", "drama")
+    before = sorted(path.relative_to(lake) for path in lake.rglob("*"))
+
+    code, out, err = _cli(capsys, lake, *argv)
+
+    assert code == 2 and out == "" and message in err, err
+    assert sorted(path.relative_to(lake) for path in lake.rglob("*")) == before
+
+
+def test_report_refuses_today_which_has_not_ended(tmp_path, capsys):
+    lake = tmp_path / "lake"
+    _cli(capsys, lake, "apps", "add", "drama", "--timezone", "Asia/Kathmandu")
+    today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Kathmandu")).date()
+
+    code, _out, err = _cli(capsys, lake, "report", "--app", "drama", "--date", today.isoformat())
+
+    assert code == 2 and f"{today} has not ended yet in Asia/Kathmandu" in err
+
+
+@pytest.mark.parametrize("command", ["compute", "report", "query", "export"])
+def test_a_lake_path_that_does_not_exist_is_named(tmp_path, capsys, command):
+    missing = tmp_path / "no-such-lake"
+    dates = (
+        ["--date", "2026-11-01"]
+        if command in ("compute", "report")
+        else ["--from", "2026-11-01", "--to", "2026-11-02"]
+    )
+
+    code, _out, err = _cli(capsys, missing, command, "--app", "drama", *dates)
+
+    assert code == 2 and f"the lake {missing} does not exist" in err
+    assert not missing.exists()
+
+
+def test_an_unregistered_app_with_events_is_still_computed(tmp_path, capsys):
+    # GIVEN events of an app nobody registered (the operator's trusted path)
+    lake = tmp_path / "lake"
+    events = tmp_path / "events.ndjson"
+    events.write_text(
+        json.dumps(
+            {
+                "event_id": "e-1",
+                "event_name": "app_launch",
+                "event_time": "2026-11-28T10:15:00Z",
+                "user_id": "u-1",
+                "session_id": "s-1",
+                "os": "ios",
+                "region": "US",
+                "properties": {"entry_point": "feed"},
+            }
+        )
+        + "\n"
+    )
+    assert _cli(capsys, lake, "ingest", "--app", "unlisted", str(events))[0] == 0
+    # WHEN it is computed THEN it works, with the default settings
+    code, out, _err = _cli(capsys, lake, "compute", "--app", "unlisted", "--date", "2026-11-28")
+    assert code == 0 and "dt=2026-11-28/metrics.json" in out

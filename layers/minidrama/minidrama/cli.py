@@ -16,6 +16,7 @@ from pathlib import Path
 from minidrama.config import (
     DEFAULT_REPORT_HOUR,
     REPORT_KINDS,
+    AppConfig,
     ConfigError,
     add_app,
     app_or_default,
@@ -27,7 +28,7 @@ from minidrama.config import (
     validate_recipients,
 )
 from minidrama.dashboard import LOCAL_API_URL
-from minidrama.lake import Storage, open_lake
+from minidrama.lake import LocalStorage, Storage, open_lake
 from minidrama.metrics.exceptions import MetricsError
 from minidrama.tokens import (
     DEFAULT_TOKEN_DAYS,
@@ -310,6 +311,41 @@ def _emit(text: str, out: Path | None) -> int:
     return 0
 
 
+# Commands that read what is there: a lake path that does not exist is a typo, not an empty lake.
+_READING_COMMANDS = frozenset({"compute", "report", "query", "export"})
+
+
+def _check_lake(storage: Storage, command: str) -> None:
+    if command in _READING_COMMANDS and isinstance(storage, LocalStorage) and not storage.root.is_dir():
+        raise ConfigError(
+            f"the lake {storage.uri} does not exist: check --lake (or $MINIDRAMA_LAKE);"
+            " `minidrama apps add` or `minidrama ingest` makes a new one"
+        )
+
+
+def _app_with_data(storage: Storage, app_id: str, area: str) -> AppConfig:
+    """The app's settings; an app never registered must at least have ``area`` (events/, metrics/)."""
+    registered = get_app(storage, validate_app_id(app_id))
+    if registered is not None:
+        return registered
+    if not storage.list(f"{area}/app_id={app_id}/"):
+        raise ConfigError(
+            f"app {app_id!r} is not registered and has no {area} in {storage.uri}: check the app id"
+            " (`minidrama apps list`)"
+        )
+    return AppConfig(app_id=app_id)
+
+
+def _not_after(app: AppConfig, last: date, *, ended: bool) -> None:
+    """Refuse a day after the app's today (``ended``: a day that has not ended yet)."""
+    today = datetime.now(UTC).astimezone(app.zone).date()
+    if last > today or (ended and last == today):
+        raise ConfigError(
+            f"{last} {'has not ended yet' if last == today else 'is in the future'} in {app.timezone}"
+            f" (it is {today} there): nothing to {'report' if ended else 'compute'} yet"
+        )
+
+
 def _print_token(storage: Storage, args: argparse.Namespace) -> int:
     if get_app(storage, validate_app_id(args.app_id)) is None:
         raise ConfigError(
@@ -331,6 +367,7 @@ def _run(args: argparse.Namespace) -> int:
         return run_demo(out_dir=args.out, lake=args.lake, days=args.days, seed=args.seed)
 
     storage: Storage = open_lake(args.lake)
+    _check_lake(storage, args.command)
     if args.command == "apps":
         if args.apps_command == "add":
             app, api_key = add_app(
@@ -382,8 +419,10 @@ def _run(args: argparse.Namespace) -> int:
         if end < args.date:
             print("minidrama: --to must not be before --date", file=sys.stderr)
             return 2
+        app = _app_with_data(storage, args.app, "events")
+        _not_after(app, end, ended=False)
         days = [args.date + timedelta(days=n) for n in range((end - args.date).days + 1)]
-        for key in compute_days(storage, app_or_default(storage, args.app), days):
+        for key in compute_days(storage, app, days):
             print(f"{storage.uri.rstrip('/')}/{key}")
         return 0
     if args.command == "query":
@@ -407,6 +446,8 @@ def _run(args: argparse.Namespace) -> int:
         from minidrama.report import report_command
 
         validate_recipients(args.email_to or [])
+        app = _app_with_data(storage, args.app, "metrics")
+        _not_after(app, args.date, ended=True)
         local = not storage.uri.startswith("s3://")
         base_url = args.dashboard_url or (LOCAL_API_URL if local else None)
         links = None
@@ -414,7 +455,7 @@ def _run(args: argparse.Namespace) -> int:
             links = DashboardLinks(
                 base_url, _read_secret(storage, args.secret_id, create=True), args.link_days
             )
-        return report_command(storage, app_or_default(storage, args.app), args.date, args.email_to, links)
+        return report_command(storage, app, args.date, args.email_to, links)
     if args.command == "serve":
         from minidrama.server import serve
 

@@ -52,7 +52,8 @@ class ReportRequest:
 
 @dataclass
 class PublishResult:
-    """What happened to one (app, day): ``complete`` with the stored keys, or ``incomplete`` and why."""
+    """What happened to one (app, day): ``complete`` with the stored keys, or ``incomplete`` or
+    ``no_events`` and why."""
 
     app_id: str
     day: date
@@ -108,18 +109,26 @@ def write_status(storage: Storage, app_id: str, day: date, status: Mapping[str, 
 def _render(
     storage: Storage, app: AppConfig, day: date, links: DashboardLinks | None
 ) -> RenderedReport | PublishResult:
-    """The rendered report, or an ``incomplete`` result (already recorded) when its inputs are missing."""
+    """The rendered report, or (already recorded in ``status.json``) an ``incomplete`` result when
+    its inputs are missing, or a ``no_events`` one for a day without any event: never a report of
+    zeros."""
+    status = "incomplete"
     try:
         documents = load_documents(storage, app.app_id, day)
-        link = links.for_day(app.app_id, day, datetime.now(UTC)) if links is not None else None
-        return build_report(app.app_id, day, documents, link)
+        own = documents.get(day)
+        if own is not None and set(own["segments"]) == {"all"}:
+            # Every event of a known name makes an os: and a region: segment: none came.
+            status, reason = "no_events", f"no events were received for {day} (in {app.timezone})"
+        else:
+            link = links.for_day(app.app_id, day, datetime.now(UTC)) if links is not None else None
+            return build_report(app.app_id, day, documents, link)
     except MissingMetricsError:
         reason = f"no metrics document at {metrics_key(app.app_id, day)}"
     except ReportInputError as error:
         reason = str(error)
-    write_status(storage, app.app_id, day, {"status": "incomplete", "reason": reason})
-    logger.warning("report of %s for %s is incomplete: %s", app.app_id, day, reason)
-    return PublishResult(app.app_id, day, "incomplete", reason)
+    write_status(storage, app.app_id, day, {"status": status, "reason": reason})
+    logger.warning("report of %s for %s is %s: %s", app.app_id, day, status, reason)
+    return PublishResult(app.app_id, day, status, reason)
 
 
 def publish_report(
@@ -181,9 +190,13 @@ def report_command(
     """
     rendered = _render(storage, app, day, links)
     if isinstance(rendered, PublishResult):
+        advice = (
+            "nothing to report: check that the app sends events to this lake"
+            if rendered.status == "no_events"
+            else f"compute it first (minidrama compute --app {app.app_id} --date {day.isoformat()})"
+        )
         print(
-            f"minidrama: cannot report {app.app_id} for {day.isoformat()}: {rendered.reason}; "
-            f"compute it first (minidrama compute --app {app.app_id} --date {day.isoformat()})",
+            f"minidrama: cannot report {app.app_id} for {day.isoformat()}: {rendered.reason}; {advice}",
             file=sys.stderr,
         )
         return 2
