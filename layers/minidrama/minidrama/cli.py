@@ -30,6 +30,7 @@ from minidrama.config import (
 from minidrama.dashboard import LOCAL_API_URL
 from minidrama.lake import LocalStorage, Storage, open_lake
 from minidrama.metrics.exceptions import MetricsError
+from minidrama.progress import Progress
 from minidrama.tokens import (
     DEFAULT_TOKEN_DAYS,
     MAX_TOKEN_DAYS,
@@ -103,6 +104,23 @@ def _add_settings(parser: argparse.ArgumentParser, *, new: bool) -> None:
     )
 
 
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (stdout keeps only the result)"
+    )
+
+
+def _describe_every_command(parser: argparse.ArgumentParser) -> None:
+    """Each subcommand's --help opens with its one-line description (its help in the listing)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            listed = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, subparser in action.choices.items():
+                if subparser.description is None and listed.get(name):
+                    subparser.description = str(listed[name])[0].upper() + str(listed[name])[1:] + "."
+                _describe_every_command(subparser)
+
+
 def _token_days(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_TOKEN_DAYS:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to {MAX_TOKEN_DAYS}")
@@ -151,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minidrama", description="Analytics and daily reports for mini drama apps."
     )
+    parser.add_argument("--version", action="version", version=f"minidrama {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     apps = commands.add_parser("apps", help="register apps, list them, issue read tokens")
@@ -205,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(ingest)
     ingest.add_argument("--app", required=True, help="the app the events belong to")
     ingest.add_argument("files", nargs="+", metavar="FILE", help="NDJSON: one event (JSON object) per line")
+    _add_quiet(ingest)
 
     compute = commands.add_parser("compute", help="compute the daily metrics documents")
     _add_lake(compute)
@@ -213,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", required=True, type=_day, help="the (first) day, YYYY-MM-DD, in the app's time zone"
     )
     compute.add_argument("--to", type=_day, help="last day to compute, YYYY-MM-DD (default: --date)")
+    _add_quiet(compute)
 
     query = commands.add_parser(
         "query",
@@ -281,7 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lake", help="the lake to fill (default: OUT/lake, created fresh by the demo)")
     demo.add_argument("--days", type=int, default=35, help="how many days to simulate (default 35)")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the simulation (default 7)")
+    _describe_every_command(parser)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("minidrama")
+    except PackageNotFoundError:  # the package on a path without its metadata (a Lambda layer)
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,7 +442,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "ingest":
         from minidrama.ingestion import ingest_files
 
-        return ingest_files(storage, app_or_default(storage, args.app), [Path(p) for p in args.files])
+        return ingest_files(
+            storage, app_or_default(storage, args.app), [Path(p) for p in args.files], quiet=args.quiet
+        )
     if args.command == "compute":
         from minidrama.metrics import compute_days
 
@@ -422,7 +455,10 @@ def _run(args: argparse.Namespace) -> int:
         app = _app_with_data(storage, args.app, "events")
         _not_after(app, end, ended=False)
         days = [args.date + timedelta(days=n) for n in range((end - args.date).days + 1)]
-        for key in compute_days(storage, app, days):
+        # One day needs no progress; several show it (stdout keeps only the documents' paths).
+        with Progress(len(days), "compute", unit="days", quiet=args.quiet or len(days) == 1) as progress:
+            keys = compute_days(storage, app, days, on_day=lambda _day: progress.advance())
+        for key in keys:
             print(f"{storage.uri.rstrip('/')}/{key}")
         return 0
     if args.command == "query":

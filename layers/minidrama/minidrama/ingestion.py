@@ -39,6 +39,7 @@ from typing import Any, BinaryIO, Protocol
 
 from minidrama.config import AppConfig, Rates, load_rates
 from minidrama.lake import Storage, quarantine_key
+from minidrama.progress import Progress
 from minidrama.queue import EventEncodingError, encode_row
 from minidrama.validation import Rejection, validate_events
 
@@ -350,16 +351,21 @@ def _open_regular(path: Path) -> BinaryIO:
         raise
 
 
-def _check_file(path: Path) -> None:
-    """Open ``path`` as a regular file and read it to its end: a read error shows before a row is stored."""
+def _check_file(path: Path) -> int:
+    """Open ``path`` as a regular file and read it to its end (a read error shows before a row is
+    stored); returns its size in bytes."""
+    size = 0
     with _open_regular(path) as handle:
-        while handle.read(_READ_BLOCK):
-            pass
+        while block := handle.read(_READ_BLOCK):
+            size += len(block)
+    return size
 
 
-def _read_lines(path: Path) -> Iterator[_Line]:
+def _read_lines(path: Path, progress: Progress | None = None) -> Iterator[_Line]:
     with _open_regular(path) as handle:
         for number, raw in enumerate(handle, start=1):
+            if progress is not None:
+                progress.advance(len(raw))
             if not raw.strip():
                 continue
             try:
@@ -403,8 +409,10 @@ def _ingest_lines(
     return _store(storage, sink, app, received_at, replace(checked, rejected=all_rejected), source=str(path))
 
 
-def ingest_files(storage: Storage, app: AppConfig, paths: list[Path]) -> int:
+def ingest_files(storage: Storage, app: AppConfig, paths: list[Path], *, quiet: bool = False) -> int:
     """``minidrama ingest``: NDJSON files into the lake; prints ``{"accepted": N, "rejected": M}``.
+
+    Progress (bytes read) goes to stderr unless ``quiet`` (:class:`~minidrama.progress.Progress`).
 
     Every file is checked before anything is stored: it must be a regular file (not a named pipe,
     a device, a directory, a /proc or /sys file) and read to its end without an error; otherwise
@@ -414,9 +422,10 @@ def ingest_files(storage: Storage, app: AppConfig, paths: list[Path]) -> int:
     """
     from minidrama.writer import ParquetSink  # pyarrow: see ingest_events
 
+    total_bytes = 0
     for path in paths:
         try:
-            _check_file(path)
+            total_bytes += _check_file(path)
         except OSError as error:
             print(
                 f"minidrama: cannot read {path}: {error.strerror or error} (nothing was ingested)",
@@ -426,20 +435,21 @@ def ingest_files(storage: Storage, app: AppConfig, paths: list[Path]) -> int:
     sink = ParquetSink(storage)
     rates = load_rates(storage)
     accepted = rejected = 0
-    for path in paths:
-        try:
-            for chunk in _chunks(_read_lines(path), FILE_CHUNK_LINES):
-                result = _ingest_lines(storage, sink, app, rates, path, chunk)
-                accepted += result.accepted
-                rejected += len(result.rejected)
-        except OSError as error:
-            # Only when a file that was read in full fails on the second reading (a disk error, a
-            # file replaced by a pipe meanwhile): say what was stored before.
-            print(
-                f"minidrama: cannot read {path}: {error.strerror or error} "
-                f"(ingested before the error: {accepted} accepted, {rejected} rejected)",
-                file=sys.stderr,
-            )
-            return 2
+    with Progress(total_bytes, "ingest", unit="B", quiet=quiet) as progress:
+        for path in paths:
+            try:
+                for chunk in _chunks(_read_lines(path, progress), FILE_CHUNK_LINES):
+                    result = _ingest_lines(storage, sink, app, rates, path, chunk)
+                    accepted += result.accepted
+                    rejected += len(result.rejected)
+            except OSError as error:
+                # Only when a file that was read in full fails on the second reading (a disk error,
+                # a file replaced by a pipe meanwhile): say what was stored before.
+                print(
+                    f"minidrama: cannot read {path}: {error.strerror or error} "
+                    f"(ingested before the error: {accepted} accepted, {rejected} rejected)",
+                    file=sys.stderr,
+                )
+                return 2
     print(json.dumps({"accepted": accepted, "rejected": rejected}))
     return 0

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -48,11 +48,15 @@ def document_bytes(document: dict) -> bytes:
 
 
 def compute_days(
-    storage: Storage, app: AppConfig, days: Iterable[date], now: datetime | None = None
+    storage: Storage,
+    app: AppConfig,
+    days: Iterable[date],
+    now: datetime | None = None,
+    on_day: Callable[[date], None] | None = None,
 ) -> list[str]:
     """Compute and write the metrics documents of ``days`` (in date order), then the week and
     month documents that contain them where those are complete (by ``now``) and every day of
-    them is computed; returns the keys written."""
+    them is computed; returns the keys written. ``on_day`` hears of each day written (progress)."""
     # DuckDB is imported only here: readers of documents (the report) don't ship it.
     from minidrama.metrics.engine import MetricsSession
 
@@ -64,6 +68,8 @@ def compute_days(
             key = metrics_key(app.app_id, day)
             storage.put_bytes(key, document_bytes(document), "application/json")
             keys.append(key)
+            if on_day is not None:
+                on_day(day)
     return keys + write_calendar_documents(storage, app, computed, now or datetime.now(UTC))
 
 
