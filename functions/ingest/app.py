@@ -49,7 +49,7 @@ def record_answer(app_id: str, answer: ApiResponse) -> None:
 app = build_router(directory=directory, storage=storage, sink=sink, on_answer=record_answer)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -12,7 +12,9 @@ Routes (see :func:`minidrama.router.build_router`), each answered by one method 
   days that have ended (the dashboard's presets count back from ``last_day``).
 
 Without ``from`` and ``to`` a range is the last 7 computed days that have ended (SPEC 8's
-default). Checks, in order: ``401`` no token, ``401`` a token that is malformed, tampered,
+default), or fewer back to a day never computed.
+
+Checks, in order: ``401`` no token, ``401`` a token that is malformed, tampered,
 signed with another (or a rotated) secret, or expired, ``403`` a token of another app, ``404``
 an app that is not registered, ``400`` a bad parameter (the message names it), ``404`` a day of
 the range that was never computed or a segment without events in it.
@@ -104,7 +106,25 @@ def _wants_csv(query: Mapping[str, Sequence[str]], headers: Mapping[str, Any] | 
             raise _BadRequest(400, "invalid_parameter", f"format={chosen!r}: use json or csv")
         return chosen == "csv"
     accept = next((str(value) for name, value in (headers or {}).items() if name.lower() == "accept"), "")
-    return "text/csv" in accept.lower()
+    return _preferred(accept) == "text/csv"
+
+
+def _preferred(accept: str) -> str:
+    """Of JSON and CSV, the type ``accept`` prefers (RFC 9110 q-values; JSON unless CSV ranks higher)."""
+    weights = {"application/json": 0.0, "text/csv": 0.0}
+    for item in accept.lower().split(","):
+        media, *parameters = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media in weights:
+            weights[media] = max(weights[media], quality)
+    return "text/csv" if weights["text/csv"] > weights["application/json"] else "application/json"
 
 
 class _RangeCache:
@@ -216,9 +236,14 @@ class Reader:
             ended = [day for day in index.days if day < self._today(app)]
             if not ended:
                 raise MissingDays(app.app_id, [self._today(app) - timedelta(days=1)])
-            last = max(ended)
-            first = last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
-            return max(first, min(index.days)), last
+            # The last 7 computed days that ended, back to a gap at most: the default always reads.
+            last = first = max(ended)
+            while (
+                last - first < timedelta(days=DEFAULT_RANGE_DAYS - 1)
+                and first - timedelta(days=1) in index.days
+            ):
+                first -= timedelta(days=1)
+            return first, last
         if first is None or last is None:
             raise _BadRequest(
                 400, "invalid_parameter", "give both from and to (or neither, for the last 7 computed days)"

@@ -33,6 +33,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from minidrama.api import ApiResponse, AppDirectory, error_response, handle_post_events
+from minidrama.config import APP_ID_PATTERN
 from minidrama.ingestion import Sink
 from minidrama.lake import Storage
 from minidrama.reading import ReadAnswer, Reader
@@ -207,7 +208,12 @@ def _add_read_routes(
 
     @route("GET", DASHBOARD_ROUTE)
     def get_dashboard(app_id: str) -> Response:
-        # The same page for every app id: the token (in the URL fragment) decides what it shows.
+        # The same page for every app id that can be one, registered or not (the page is public and
+        # says nothing about which apps exist): the token (in the URL fragment) decides what it shows.
+        if not APP_ID_PATTERN.fullmatch(app_id):
+            return json_response(
+                error_response(404, "not_found", f"{app_id!r} is not an app id: no dashboard")
+            )
         page = dashboard.page()
         return Response(200, page.content_type, page.body, headers=dict(page.headers))
 
