@@ -126,6 +126,18 @@ def test_cli_compute_with_to_before_date_is_refused(tmp_path, capsys):
 # --- apps add / set / rotate-key (SPEC 5) --------------------------------------------------------
 
 
+LAUNCH = {
+    "event_id": "e-1",
+    "event_name": "app_launch",
+    "event_time": "2026-11-28T10:15:00Z",
+    "user_id": "u-1",
+    "session_id": "s-1",
+    "os": "ios",
+    "region": "US",
+    "properties": {"entry_point": "feed"},
+}
+
+
 def _cli(capsys, lake, *argv: str) -> tuple[int, str, str]:
     """Exit code, stdout, stderr of the CLI (argparse's own refusals exit 2 too)."""
     try:
@@ -229,16 +241,7 @@ def test_after_apps_set_the_old_key_still_ingests(tmp_path, capsys):
     # WHEN someone adds a recipient
     assert _cli(capsys, lake, "apps", "set", "drama", "--add-email", "new@studio.example")[0] == 0
     # THEN an SDK holding the old key still gets 202
-    event = {
-        "event_id": "e-1",
-        "event_name": "app_launch",
-        "event_time": "2026-11-28T10:15:00Z",
-        "user_id": "u-1",
-        "session_id": "s-1",
-        "os": "ios",
-        "region": "US",
-        "properties": {"entry_point": "feed"},
-    }
+    event = LAUNCH
     with serve_in_background(LocalStorage(lake)) as url:
         request = urllib.request.Request(
             f"{url}/v1/apps/drama/events",
@@ -309,21 +312,7 @@ def test_an_unregistered_app_with_events_is_still_computed(tmp_path, capsys):
     # GIVEN events of an app nobody registered (the operator's trusted path)
     lake = tmp_path / "lake"
     events = tmp_path / "events.ndjson"
-    events.write_text(
-        json.dumps(
-            {
-                "event_id": "e-1",
-                "event_name": "app_launch",
-                "event_time": "2026-11-28T10:15:00Z",
-                "user_id": "u-1",
-                "session_id": "s-1",
-                "os": "ios",
-                "region": "US",
-                "properties": {"entry_point": "feed"},
-            }
-        )
-        + "\n"
-    )
+    events.write_text(json.dumps(LAUNCH) + "\n")
     assert _cli(capsys, lake, "ingest", "--app", "unlisted", str(events))[0] == 0
     # WHEN it is computed THEN it works, with the default settings
     code, out, _err = _cli(capsys, lake, "compute", "--app", "unlisted", "--date", "2026-11-28")
