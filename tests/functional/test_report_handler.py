@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -118,39 +117,6 @@ def test_a_report_without_its_metrics_is_marked_incomplete_and_never_sent(stack)
 
 def _hourly(time: datetime) -> dict[str, Any]:
     return {**load_event("report_schedule"), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
-
-
-@pytest.mark.parametrize(
-    ("timezone", "start"),
-    [
-        ("UTC", datetime(2026, 11, 27, 0, 20, tzinfo=UTC)),
-        ("America/Los_Angeles", datetime(2026, 3, 7, 0, 20, tzinfo=UTC)),  # clocks spring forward Mar 8
-        ("America/Los_Angeles", datetime(2026, 10, 31, 0, 20, tzinfo=UTC)),  # and fall back Nov 1
-        ("Asia/Kolkata", datetime(2026, 11, 27, 0, 20, tzinfo=UTC)),  # UTC+5:30
-        ("Asia/Kathmandu", datetime(2026, 11, 27, 0, 20, tzinfo=UTC)),  # UTC+5:45
-    ],
-)
-def test_the_hourly_schedule_sends_each_day_once_at_the_apps_local_report_hour(
-    stack: Stack, timezone: str, start: datetime
-) -> None:
-    # GIVEN an app that wants its report at 08:00 local time, with metrics for every day
-    zone = ZoneInfo(timezone)
-    register_app(stack.storage, "app", timezone=timezone, recipients=["lead@studio.example"])
-    first = start.astimezone(zone).date() - timedelta(days=1)
-    write_history(stack.storage, "app", first + timedelta(days=3), 5, timezone=timezone)
-    # WHEN the schedule fires every hour for three days
-    sent_at = {}
-    for hour in range(72):
-        run_at = start + timedelta(hours=hour)
-        for result in stack.run(_hourly(run_at))["reports"]:
-            assert result["status"] == "complete"
-            if result["emails"]["sent"]:
-                sent_at[result["date"]] = run_at.astimezone(zone)
-    # THEN each day was sent once, in the 08:00 hour of the next local day, one email each
-    assert len(stack.sent) == len(sent_at) == 3
-    for day, local in sent_at.items():
-        assert local.date() == date.fromisoformat(day) + timedelta(days=1)
-        assert local.hour == 8, (day, local)
 
 
 def test_four_apps_in_four_zones_each_get_their_report_in_their_own_morning(stack: Stack) -> None:
