@@ -595,7 +595,6 @@
     panel.dataset.for = block;
     panel.querySelector("h4").textContent = `${state.chart.label}, by day`;
     panel.querySelector(".close").addEventListener("click", () => toggleChart(state.chart));
-    panel.querySelector(".download").remove();
     container.after(panel);
     renderSeries(panel.querySelector(".chart"), "chart", state.chart.path, state.chart.label, state.chart.kind);
   }
