@@ -1,18 +1,31 @@
-"""The report page in a real browser (headless Chromium): every chart image loads, nothing overflows."""
+"""The report in a real browser (headless Chromium): every chart image loads, nothing overflows.
+
+Two ways in: the chromium CLI (``--dump-dom`` with a probe script) for the page as
+``minidrama report`` stores it, and Playwright for the page and the email of the 35-day demo
+at phone (360, 390), email (700) and desktop (1280) widths."""
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
+import json
 import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from minidrama.config import app_or_default
+from minidrama.config import app_or_default, load_apps
+from minidrama.demo import DEMO_APP_ID
 from minidrama.lake import LocalStorage, report_key
-from minidrama.report import report_command
-from tests.report_fixtures import write_history
+from minidrama.report import RenderedReport, build_report, load_documents, report_command, window_days
+from minidrama.report.health import read_data_health
+from tests.report_fixtures import metrics_document, write_history
 
 CHROMIUM = "/usr/bin/chromium"
 DAY = date(2026, 11, 28)
@@ -92,3 +105,163 @@ def test_every_chart_of_the_report_loads_in_chromium(report_page, tmp_path, widt
     assert parser.found["data-images"] == "7"
     assert parser.found["data-loaded"] == "7", parser.found["data-broken"]
     assert parser.found["data-overflow"] == "false"
+
+
+# --- the demo's report at phone, email and desktop widths (Playwright) ----------------------------
+
+WIDTHS = [360, 390, 700, 1280]
+EMAIL_HTML_BUDGET = 90 * 1024
+
+# Everything a reader would call overflow: any element past the viewport's edges, any KPI card
+# whose content is wider than the card, and each chart's displayed scale (its text is 10 px at 1).
+LAYOUT_PROBE = """() => {
+  const width = document.documentElement.clientWidth;
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+    + (typeof e.className === 'string' && e.className.trim()
+      ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
+  const where = (box) => `${Math.round(box.left)}..${Math.round(box.right)}`;
+  const wide = [];
+  for (const element of document.body.querySelectorAll('*')) {
+    const box = element.getBoundingClientRect();
+    if (!box.width && !box.height) continue;
+    // a table wider than its .scroll box scrolls inside it: the box is held to the screen, not the table
+    if (element.parentElement.closest('.scroll')) continue;
+    if (box.left < -0.5 || box.right > width + 0.5) wide.push(`${name(element)} ${where(box)}`);
+  }
+  const scrolling = [...document.querySelectorAll('.scroll')]
+    .filter((box) => box.scrollWidth > box.clientWidth)
+    .map((box) => `${name(box.firstElementChild)} ${box.scrollWidth} > ${box.clientWidth}`);
+  const cards = [];
+  for (const card of document.querySelectorAll('td.kpi')) {
+    const outer = card.getBoundingClientRect();
+    if (card.scrollWidth > card.clientWidth) cards.push(`${card.dataset.kpi}: scrolls`);
+    for (const inner of card.querySelectorAll('*')) {
+      const box = inner.getBoundingClientRect();
+      if (box.left < outer.left - 0.5 || box.right > outer.right + 0.5) {
+        cards.push(`${card.dataset.kpi}: ${name(inner)} ${where(box)} in ${where(outer)}`);
+      }
+    }
+  }
+  const charts = [...document.querySelectorAll('img.chart')].map((image) => ({
+    chart: image.dataset.chart,
+    loaded: image.complete && image.naturalWidth > 0,
+    scale: image.getBoundingClientRect().width / Number(image.getAttribute('width')),
+  }));
+  return {width, scrollWidth: document.documentElement.scrollWidth, wide: wide.slice(0, 12), scrolling,
+          cards, charts, kpis: document.querySelectorAll('td.kpi').length};
+}"""
+
+
+def _viewable_email(report: RenderedReport) -> str:
+    """The email's HTML part with its cid: images as data URIs, as a mail client shows it."""
+    html = report.email_html
+    for content_id, png in report.email_images.items():
+        html = html.replace(f"cid:{content_id}", "data:image/png;base64," + base64.b64encode(png).decode())
+    return html
+
+
+def _html_part(eml: bytes) -> str:
+    message = email.message_from_bytes(eml, policy=email.policy.default)
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> dict[str, Any]:
+    """GIVEN the 35-day demo (its lake, and the email it wrote), and its last day's report rendered
+    again with the data health section."""
+    out = tmp_path_factory.mktemp("demo")
+    completed = subprocess.run(
+        [sys.executable, "-m", "minidrama", "demo", "--out", str(out), "--days", "35"],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lake = LocalStorage(out / "lake")
+    app = load_apps(lake)[DEMO_APP_ID]
+    [report_dir] = (out / "lake" / "reports" / f"app_id={DEMO_APP_ID}").iterdir()
+    day = date.fromisoformat(report_dir.name.removeprefix("dt="))
+    health = read_data_health(lake, app.app_id, day, timezone=app.timezone)
+    report = build_report(app.app_id, day, load_documents(lake, app.app_id, day), health=health)
+    pages = {"page": out / "page.html", "email": out / "email.html"}
+    pages["page"].write_text(report.html)
+    pages["email"].write_text(_viewable_email(report))
+    return {"pages": pages, "eml": (report_dir / "report.eml").read_bytes(), "report": report}
+
+
+@pytest.fixture(scope="module")
+def big_numbers(tmp_path_factory) -> dict[str, Path]:
+    """A report of an app a thousand times the demo's size: 8- and 9-digit counts, GMV in millions."""
+    day = date(2026, 11, 28)
+    documents = {d: metrics_document("dramaapp", d, scale=3_000_000) for d in window_days(day)}
+    report = build_report("dramaapp", day, documents)
+    root = tmp_path_factory.mktemp("big")
+    pages = {"page": root / "page.html", "email": root / "email.html"}
+    pages["page"].write_text(report.html)
+    pages["email"].write_text(_viewable_email(report))
+    return pages
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def layout(browser: Any, page_file: Path, width: int) -> dict[str, Any]:
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    try:
+        page.goto(page_file.as_uri(), wait_until="load")
+        return dict(page.evaluate(LAYOUT_PROBE))
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_the_demo_email_html_part_is_at_most_90_kb(demo):
+    # THEN the HTML part of the email the demo wrote, and of the one with data health, fit the budget
+    as_written = _html_part(demo["eml"])
+    with_health = demo["report"].email_html
+    assert 'id="data-health"' in with_health
+    sizes = {"demo's report.eml": len(as_written.encode()), "with data health": len(with_health.encode())}
+    assert max(sizes.values()) <= EMAIL_HTML_BUDGET, json.dumps(sizes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["page", "email"])
+@pytest.mark.parametrize("width", WIDTHS)
+def test_nothing_is_wider_than_the_screen_and_charts_keep_their_text_size(browser, demo, kind, width):
+    # WHEN the demo's report is shown at a phone, the email's and a desktop width
+    found = layout(browser, demo["pages"][kind], width)
+    # THEN no element reaches past the viewport, no table needs to scroll in its box, and the
+    # page does not scroll sideways
+    assert found["wide"] == [], found["wide"]
+    assert found["scrolling"] == [], found["scrolling"]
+    assert found["scrollWidth"] <= found["width"]
+    # AND every KPI card holds its text
+    assert found["kpis"] == 8 and found["cards"] == [], found["cards"]
+    # AND every chart loaded, shown at 90% of its size or more: its 10 px text (the funnel's too)
+    # never reads smaller than 9 px
+    assert len(found["charts"]) == 7 and all(chart["loaded"] for chart in found["charts"])
+    small = [chart for chart in found["charts"] if chart["scale"] < 0.9]
+    assert small == [], small
+
+
+@pytest.mark.parametrize("kind", ["page", "email"])
+@pytest.mark.parametrize("width", [360, 700])
+def test_kpi_cards_hold_big_numbers(browser, big_numbers, kind, width):
+    # GIVEN 9-digit user counts and a GMV of millions WHEN shown at a phone's and the email's width
+    found = layout(browser, big_numbers[kind], width)
+    # THEN every number stays inside its card, and nothing is wider than the screen (a table of
+    # such numbers may scroll in its own box on a phone, never at the email's width)
+    assert found["cards"] == [] and found["wide"] == [], (found["cards"], found["wide"])
+    assert found["scrollWidth"] <= found["width"]
+    if width >= 700:
+        assert found["scrolling"] == [], found["scrolling"]

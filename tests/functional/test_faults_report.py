@@ -43,7 +43,7 @@ RECIPIENTS = ["lead@studio.example", "finance@studio.example"]
 TRIGGER = {"app_id": "dramaapp", "date": DAY.isoformat()}
 
 
-def _stand_in_report(app_id: str, day: date, documents: Any) -> RenderedReport:
+def _stand_in_report(app_id: str, day: date, documents: Any, link: Any = None, **_: Any) -> RenderedReport:
     """The report as ``build_report`` returns it, without the charts and the PDF engine."""
     view = build_view(app_id, day, documents)  # refuses a day without its document, as the real one
     return RenderedReport(

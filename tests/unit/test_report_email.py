@@ -189,3 +189,103 @@ def test_put_if_absent_creates_once(lake):
     assert lake.put_if_absent("reports/x/sent/1.json", b"{}") is True
     assert lake.put_if_absent("reports/x/sent/1.json", b'{"again": 1}') is False
     assert lake.get_bytes("reports/x/sent/1.json") == b"{}"
+
+
+# --- what the email's HTML part holds, and its size -------------------------------------------
+
+# The shape of the demo's documents, a little bigger: 2 OS and 14 region segments.
+DEMO_REGIONS = ["US", "PH", "ID", "GB", "BR", "MX", "CA", "MY", "AU", "VN", "TH", "DE", "FR", "JP"]
+DEMO_LIKE_SEGMENTS = ["all", "os:android", "os:ios"] + [f"region:{code}" for code in DEMO_REGIONS]
+EMAIL_HTML_BUDGET = 90 * 1024
+
+
+@pytest.fixture(scope="module")
+def demo_like_report():
+    from minidrama.dashboard import DashboardLink
+    from minidrama.report.health import DataHealth, RejectionReason
+
+    documents = {day: metrics_document(APP, day, segments=DEMO_LIKE_SEGMENTS) for day in window_days(DAY)}
+    link = DashboardLink(
+        f"http://127.0.0.1:8080/v1/apps/{APP}/dashboard?from=2026-11-28&to=2026-11-28#token=" + "t" * 90,
+        datetime(2026, 12, 12, tzinfo=UTC),
+    )
+    health = DataHealth(
+        DAY, "UTC", 11_532, 58, tuple(RejectionReason(f"field_{n}: must be valid", 10 - n) for n in range(5))
+    )
+    return build_report(APP, DAY, documents, link, health=health)
+
+
+def test_the_email_html_part_stays_within_its_budget(demo_like_report):
+    # GIVEN the report of 35 days of documents shaped like the demo's, with a dashboard link and
+    # the data health section: THEN its HTML part, as sent, is at most 90 KB
+    message = parse(build_email(demo_like_report, SENDER, ["ops@studio.example"]).as_bytes())
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert len(html.encode()) <= EMAIL_HTML_BUDGET, f"{len(html.encode()):,} bytes"
+    # AND it leaves the page's data attributes and print rules to the page, and its styles are classes
+    assert "data-metric" not in html and "@page" not in html and 'style="background' not in html
+
+
+def test_the_email_shows_the_last_two_weeks_of_cohorts_and_the_one_whose_d30_came_in(demo_like_report):
+    html = demo_like_report.email_html
+    table = html[html.index('id="retention-new"') : html.index('id="retention-active"')]
+    shown = re.findall(r'<tr><th class="label" scope="row">(\w{3} \d{2})</th>', table)
+    expected = [DAY - timedelta(days=offset) for offset in [*range(1, 15), 30]]
+    assert shown == [day.strftime("%b %d") for day in expected]
+    # AND the page keeps all 30
+    page = demo_like_report.html
+    assert len(re.findall(r'data-cohort-size="new"', page)) == 30
+
+
+def test_the_preheader_is_the_first_thing_in_the_body_and_hidden(demo_like_report):
+    html = demo_like_report.email_html
+    body = html[html.index("<body") :]
+    first = re.search(r"<body[^>]*>\s*<div class=\"preheader\" style=\"([^\"]+)\">([^<&]+)", body)
+    assert first is not None
+    style, text = first.groups()
+    assert "display:none" in style and "max-height:0" in style
+    view = demo_like_report.view
+    dashboard = metrics_document(APP, DAY, segments=DEMO_LIKE_SEGMENTS)["segments"]["all"]
+    assert f"{dashboard['dashboard']['active_users']:,} active users" in text
+    assert view is not None and f"{view.dashboard[3].text} GMV" in text and "day-1 retention" in text
+    # AND the page has no preheader
+    assert 'class="preheader"' not in demo_like_report.html
+
+
+def test_the_plain_text_carries_every_headline_number(demo_like_report):
+    text = demo_like_report.text
+    view = demo_like_report.view
+    assert view is not None
+    for row in view.dashboard:
+        assert f"  {row.label}" in text and row.text in text and row.change_day in text, row.label
+    # AND every rate says what it is of
+    assert "Paying user rate, of active users" in text
+    assert "Loading success rate" in text and "of launch attempts" in text
+    segment = metrics_document(APP, DAY, segments=DEMO_LIKE_SEGMENTS)["segments"]["all"]
+    d1 = segment["retention"]["new"]["d1"]
+    assert f"{d1['retained']:,} of {d1['cohort_size']:,} new users of Nov 27" in text
+    # AND the lines fit a plain-text reader
+    assert max(len(line) for line in text.splitlines() if "http" not in line) <= 80
+
+
+def test_trend_chart_alt_texts_hold_the_numbers_they_show(demo_like_report):
+    html = demo_like_report.email_html
+    alts = dict(re.findall(r'<img class="chart" src="cid:([\w-]+)@[^"]+" width="\d+" alt="([^"]+)"', html))
+    assert set(alts) == {
+        "users-trend",
+        "duration-trend",
+        "gmv-trend",
+        "payers-trend",
+        "gmv-by-os",
+        "gmv-by-region",
+        "funnel",
+    }
+    view = demo_like_report.view
+    assert view is not None
+    active = [point.active_users for point in view.trends]
+    low, high = min(active), max(active)
+    assert alts["users-trend"].startswith(
+        f"Active users, last 31 days: {active[0]:,} → {active[-1]:,} (min {low:,}, max {high:,})"
+    )
+    assert "GMV, last 31 days: $" in alts["gmv-trend"]
+    assert "Android" in alts["gmv-by-os"] and "%" in alts["gmv-by-os"]
+    assert "Redeem order" in alts["funnel"] and "Beans" in alts["funnel"]

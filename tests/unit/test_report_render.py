@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import date, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from pypdf import PdfReader
 
 from minidrama.report import MissingMetricsError, ReportInputError, build_report, build_view, window_days
+from minidrama.report.charts import chart_specs
 from minidrama.report.format import (
     format_change,
     format_count,
@@ -145,17 +147,17 @@ def test_retention_cells_come_from_the_document_of_cohort_day_plus_n():
     docs = documents(missing={date(2026, 11, 25)})
     # WHEN the view is built
     view = build_view(APP, DAY, docs)
-    rows = {row["cohort_date"]: row for row in view.retention}
+    rows = {row.cohort_date: row for row in view.retention}
     # THEN there are the last 30 cohorts, newest first
-    assert [row["cohort_date"] for row in view.retention] == [DAY - timedelta(days=n) for n in range(1, 31)]
+    assert [row.cohort_date for row in view.retention] == [DAY - timedelta(days=n) for n in range(1, 31)]
     # AND d7 of the cohort of Nov 14 is what the document of Nov 21 published
     published = docs[date(2026, 11, 21)]["segments"]["all"]["retention"]["new"]["d7"]
-    assert rows[date(2026, 11, 14)]["new"]["cells"]["d7"]["rate"] == published["rate"]
-    assert rows[date(2026, 11, 14)]["new"]["cohort_size"] == published["cohort_size"]
+    assert rows[date(2026, 11, 14)].new.cells[7].rate == published["rate"]
+    assert rows[date(2026, 11, 14)].new.cohort_size == published["cohort_size"]
     # AND cells not known yet are pending, cells whose document is missing are missing
-    assert rows[date(2026, 11, 27)]["new"]["cells"]["d7"]["state"] == "pending"
-    assert rows[date(2026, 11, 24)]["active"]["cells"]["d1"]["state"] == "missing"
-    assert rows[date(2026, 11, 24)]["active"]["cells"]["d1"]["rate"] is None
+    assert rows[date(2026, 11, 27)].new.cells[7].state == "pending"
+    assert rows[date(2026, 11, 24)].active.cells[1].state == "missing"
+    assert rows[date(2026, 11, 24)].active.cells[1].rate is None
 
 
 def test_the_days_own_document_is_required():
@@ -265,12 +267,13 @@ def test_the_report_covers_every_metric_of_the_day(report_with_gaps):
         for key in ("gmv", "average_gmv", "recharge_orders", "redeem_orders")
     ]
     expected += [f"iap_orders.all.top_redeemed_products.{i}.orders" for i in range(10)]
+    # the eight page-view stages are the same events in both funnels: shown once, as the recharge's
     expected += [
-        f"funnel.{kind}.{i}.{key}"
-        for kind in ("recharge", "redeem")
+        f"funnel.recharge.{i}.{key}"
         for i in range(9)
         for key in ("pv", "rate_from_previous", "rate_from_first")
     ]
+    expected += [f"funnel.redeem.8.{key}" for key in ("pv", "rate_from_previous", "rate_from_first")]
     expected += [f"entry_points.{name}.launch_sessions" for name in segment["entry_points"]]
     expected += ["retention.new.d1.rate", "retention.active.d30.rate"]
     assert not [metric for metric in expected if (metric, "all") not in shown]
@@ -315,16 +318,16 @@ def test_a_day_without_payers_shows_dashes_not_zeros():
 
 def test_a_segment_without_active_users_reads_as_unknown_not_zero(report_with_gaps):
     _docs, report = report_with_gaps
-    france = [row for row in report.view.segments["region"] if row["segment"] == "region:FR"][0]
-    assert france["paying_user_rate"] is None
+    france = [row for row in report.view.segments["region"] if row.segment == "region:FR"][0]
+    assert france.paying_user_rate is None
 
 
 def test_missing_days_are_announced_and_left_out_of_the_trend_lines(report_with_gaps):
     _docs, report = report_with_gaps
     assert "2026-11-20" in report.html and "Metrics are missing for 2 of the 31 days" in report.html
-    missing = [row for row in report.view.trends if row["missing"]]
-    assert {row["date"] for row in missing} == {"2026-11-20", "2026-11-21"}
-    assert all(row["active_users"] is None and row["gmv"] is None for row in missing)
+    missing = [point for point in report.view.trends if point.missing]
+    assert {point.day for point in missing} == {date(2026, 11, 20), date(2026, 11, 21)}
+    assert all(point.active_users is None and point.gmv is None for point in missing)
 
 
 def test_every_chart_is_an_svg_image_in_the_page(report_with_gaps):
@@ -368,3 +371,90 @@ def test_the_pdf_has_a_page_per_part_and_holds_the_kpis(report_with_gaps):
     gmv = docs[DAY]["segments"]["all"]["iap_orders"]["all"]["gmv"]
     assert format_money(gmv, "USD") in "".join(texts[1:])
     assert "Performance" in texts[-1] or "Performance" in texts[-2]
+
+
+# --- headline, labels, funnel, per OS ------------------------------------------------------------
+
+
+def test_the_kpi_cards_put_money_and_retention_beside_the_user_counts(report_with_gaps):
+    docs, report = report_with_gaps
+    cards = re.findall(r'<td class="kpi" data-kpi="([\w.]+)">', report.html)
+    assert cards == [
+        "dashboard.active_users",
+        "dashboard.new_users",
+        "iap_users.paying_users",
+        "iap_orders.all.gmv",
+        "retention.new.d1.rate",
+        "iap_users.arppu",
+        "dashboard.median_duration_per_user_ms",
+        "dashboard.total_users",
+    ]
+    # AND day-1 retention says whose it is, with its counts
+    d1 = docs[DAY]["segments"]["all"]["retention"]["new"]["d1"]
+    card = {row.path: row for row in report.view.dashboard}["retention.new.d1.rate"]
+    assert card.context == f"{d1['retained']:,} of {d1['cohort_size']:,} new users of Nov 27"
+    assert card.change_day.endswith(" pp")
+
+
+def test_every_rate_the_report_shows_says_what_it_is_a_share_of(report_with_gaps):
+    _docs, report = report_with_gaps
+    view = report.view
+    rows = [*view.dashboard, *view.monetization, *view.behavior, *view.performance]
+    rows_of_rates = [row for row in rows if row.kind == "rate"]
+    assert rows_of_rates and all(row.of.startswith("of ") for row in rows_of_rates), [
+        row.label for row in rows_of_rates if not row.of
+    ]
+    assert {row.path: row.of for row in rows}["iap_users.paying_user_rate"] == "of active users"
+    assert 'Paying user rate<span class="of">of active users</span>' in report.html
+
+
+def test_the_redeem_stage_is_explained_where_it_exceeds_the_stage_before():
+    # GIVEN a day whose redeem orders outnumber the TikTok payment panel clicks
+    docs = documents()
+    funnel = docs[DAY]["segments"]["all"]["funnel"]
+    clicks = funnel["redeem"][7]["pv"]
+    funnel["redeem"][8].update(pv=clicks * 3, rate_from_previous=3.0)
+    report = build_report(APP, DAY, docs)
+    # THEN the table marks the step and explains it, and so does the chart
+    row = report.html[report.html.index("9b</span>") :].split("</tr>")[0]
+    assert 'class="num over"' in row and "300.0%" in row and '<span class="footnote"> *</span>' in row
+    assert "one recharge buys Beans for several episodes" in report.html
+    funnel_chart = next(chart for chart in chart_specs(report.view) if chart.chart_id == "funnel")
+    assert any("one recharge buys" in line for line in funnel_chart.spec["title"]["subtitle"])
+    assert "Beans" in funnel_chart.alt
+
+
+def test_funnel_stages_that_differ_between_the_two_funnels_are_refused():
+    docs = documents()
+    docs[DAY]["segments"]["all"]["funnel"]["redeem"][2]["pv"] += 1
+    with pytest.raises(ReportInputError, match="funnel stage 3 .* differs"):
+        build_view(APP, DAY, docs)
+
+
+def test_performance_and_day1_retention_have_a_column_per_os(report_with_gaps):
+    docs, report = report_with_gaps
+    cells = [cell for cell in parse(report.html).cells if cell["data-date"] == DAY.isoformat()]
+    for metric in (
+        "performance.loading_success_rate",
+        "performance.average_launch_ms",
+        "retention.new.d1.rate",
+    ):
+        segments = {cell["data-segment"] for cell in cells if cell["data-metric"] == metric}
+        assert {"all", "os:android", "os:ios"} <= segments, metric
+    assert [column.label for column in report.view.performance_by_os.columns] == ["All", "Android", "iOS"]
+
+
+def test_without_os_segments_there_are_no_per_os_tables():
+    report = build_report(APP, DAY, documents(segments=["all", "region:US"]))
+    assert 'id="performance-by-os"' not in report.html and 'id="retention-by-os"' not in report.html
+    assert "DAY-1 RETENTION BY OS" not in report.text and "Loading success rate: All" not in report.text
+
+
+def test_the_view_reads_the_document_through_typed_metrics(report_with_gaps):
+    # Every Metric reads the value its key names: the key is what the page's data-metric says.
+    docs, report = report_with_gaps
+    segment = docs[DAY]["segments"]["all"]
+    view = report.view
+    metrics = [row.metric for row in [*view.dashboard, *view.monetization, *view.behavior, *view.performance]]
+    for metric in metrics:
+        assert metric.read(segment) == lookup(segment, metric.key), metric.key

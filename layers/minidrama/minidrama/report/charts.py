@@ -2,23 +2,28 @@
 
 Spec builders are pure (view-model values in, a spec dict out). Missing days are ``null`` in the
 data, which Vega-Lite leaves out of a line: the line breaks there instead of dropping to zero.
+Each chart carries its alt text, which holds the numbers it shows: an email read with images off
+still tells its story.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import vl_convert
 
-from minidrama.report.format import CURRENCY_SYMBOLS
-from minidrama.report.model import ReportView
+from minidrama.report.format import CURRENCY_SYMBOLS, format_rate, format_value
+from minidrama.report.model import FunnelRow, Kind, Number, PieSlice, ReportView, SegmentKind, TrendPoint
 
 __all__ = [
     "Chart",
+    "Series",
+    "REDEEM_NOTE",
     "chart_specs",
+    "trend_alt",
     "render_svg",
     "render_png",
     "svg_data_uri",
@@ -27,8 +32,9 @@ __all__ = [
 
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 PALETTE = ["#2f5fd0", "#e0803a", "#2a9d8f", "#c2417a", "#7a5cc7", "#8d99ae"]
-_WIDTH = 340  # a half-width chart: two fit side by side on A4 and in a 700 px email
-_FULL_WIDTH = 640
+# Every chart is this wide in all (axes and legend included): two fit side by side in the 700 px
+# email and on A4, and one fits a 360 px phone at its own size, so its 10 px text stays 10 px.
+_WIDTH = 326
 # d3's SI format writes zero as "0k" next to "1k"; a plain 0 reads better.
 _ZERO_LABEL = "datum.value === 0 ? '0' : datum.label"
 
@@ -54,37 +60,56 @@ _CONFIG: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Chart:
-    """One chart of the report: its id (also the email Content-ID's local part), title and spec."""
+    """One chart of the report: its id (also the email Content-ID's local part), title, alt text
+    (the numbers it shows, for images off and screen readers) and spec."""
 
     chart_id: str
     title: str
+    alt: str
     spec: dict[str, Any]
 
 
-def _base(title: str, width: int = _WIDTH, height: int = 170) -> dict[str, Any]:
+def _base(title: str | dict[str, Any], height: int = 150) -> dict[str, Any]:
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         "title": title,
-        "width": width,
+        "width": _WIDTH,
         "height": height,
+        "autosize": {"type": "fit-x", "contains": "padding"},
         "config": _CONFIG,
         "padding": {"left": 4, "right": 8, "top": 4, "bottom": 4},
     }
 
 
+@dataclass(frozen=True)
+class Series:
+    """A line of a trend chart: its label, how to read it from a day, and how its numbers read."""
+
+    label: str
+    read: Callable[[TrendPoint], Number | None]
+    kind: Kind
+    scale: float = 1.0  # the axis unit (a duration's minutes: 60000)
+
+
 def _trend(
     title: str,
-    trends: Sequence[Mapping[str, Any]],
-    series: Mapping[str, str],
+    trends: Sequence[TrendPoint],
+    series: Sequence[Series],
     axis_title: str,
     axis_format: str = ",~s",
 ) -> dict[str, Any]:
     """A line per series over the window's days; a missing day is a gap, not a zero."""
-    values = [
-        {"date": row["date"], "series": label, "value": row[name]}
-        for row in trends
-        for name, label in series.items()
-    ]
+    values = []
+    for point in trends:
+        for line in series:
+            value = line.read(point)
+            values.append(
+                {
+                    "date": point.day.isoformat(),
+                    "series": line.label,
+                    "value": None if value is None else value / line.scale,
+                }
+            )
     spec = _base(title)
     spec.update(
         {
@@ -101,7 +126,7 @@ def _trend(
                     "type": "temporal",
                     "timeUnit": "utcyearmonthdate",
                     "title": None,
-                    "axis": {"format": "%b %d", "tickCount": 6, "labelAngle": 0, "labelOverlap": True},
+                    "axis": {"format": "%b %d", "tickCount": 5, "labelAngle": 0, "labelOverlap": True},
                 },
                 "y": {
                     "field": "value",
@@ -113,7 +138,7 @@ def _trend(
                 "color": {
                     "field": "series",
                     "type": "nominal",
-                    "sort": list(series.values()),
+                    "sort": [line.label for line in series],
                     "title": None,
                     "legend": {"orient": "top", "direction": "horizontal"} if len(series) > 1 else None,
                 },
@@ -123,20 +148,34 @@ def _trend(
     return spec
 
 
-def _pie(title: str, slices: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def trend_alt(trends: Sequence[TrendPoint], series: Sequence[Series], currency: str) -> str:
+    """``Active users, last 31 days: 612 → 1,448 (min 590, max 1,512)`` for each series."""
+    parts = []
+    for line in series:
+        known = [value for value in (line.read(point) for point in trends) if value is not None]
+        if not known:
+            parts.append(f"{line.label}, last {len(trends)} days: no data")
+            continue
+        first, last, low, high = (
+            format_value(value, line.kind, currency)
+            for value in (known[0], known[-1], min(known), max(known))
+        )
+        parts.append(f"{line.label}, last {len(trends)} days: {first} → {last} (min {low}, max {high})")
+    gaps = sum(point.missing for point in trends)
+    gap_note = f" No metrics for {gaps} of the days." if gaps else ""
+    return "; ".join(parts) + "." + gap_note
+
+
+def _pie(title: str, slices: Sequence[PieSlice]) -> dict[str, Any]:
     values = [
-        {
-            "label": f"{entry['label']}  {entry['share'] * 100:.1f}%",
-            "gmv": entry["gmv"],
-            "order": index,
-        }
+        {"label": f"{entry.label}  {entry.share * 100:.1f}%", "gmv": entry.gmv, "order": index}
         for index, entry in enumerate(slices)
     ]
-    spec = _base(title, width=150, height=150)
+    spec = _base(title, height=130)
     spec.update(
         {
             "data": {"values": values},
-            "mark": {"type": "arc", "innerRadius": 38, "stroke": "white", "strokeWidth": 1.5},
+            "mark": {"type": "arc", "innerRadius": 34, "stroke": "white", "strokeWidth": 1.5},
             "encoding": {
                 "theta": {"field": "gmv", "type": "quantitative", "stack": True},
                 "order": {"field": "order", "type": "quantitative"},
@@ -145,7 +184,7 @@ def _pie(title: str, slices: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                     "type": "nominal",
                     "sort": [value["label"] for value in values],
                     "title": "Share of GMV",
-                    "legend": {"orient": "right", "labelLimit": 160},
+                    "legend": {"orient": "right", "labelLimit": 150},
                 },
             },
         }
@@ -153,23 +192,55 @@ def _pie(title: str, slices: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return spec
 
 
+def pie_alt(title: str, slices: Sequence[PieSlice], currency: str) -> str:
+    shares = ", ".join(
+        f"{entry.label} {format_rate(entry.share)} ({format_value(entry.gmv, 'money', currency)})"
+        for entry in slices
+    )
+    return f"{title}: {shares}."
+
+
+# The redeem order stage is not a step after the TikTok payment panel click the way a recharge is.
+REDEEM_NOTE = (
+    "Redeem orders spend Beans bought earlier: one recharge buys Beans for several episodes, "
+    "so redeem orders can outnumber the payment panel clicks before them (a step above 100%)."
+)
+
+
+def _funnel_text(stage: FunnelRow, first: int) -> str:
+    return f"{stage.pv:,}" + (f" ({stage.pv / first * 100:.1f}%)" if first else "")
+
+
 def _funnel(view: ReportView) -> dict[str, Any]:
     """Page views of each stage; the eight page-view stages are shared, the two orders end them."""
-    recharge, redeem = view.funnels["recharge"], view.funnels["redeem"]
-    bars = [{**stage, "kind": "Page view"} for stage in recharge[:-1]]
-    bars += [{**recharge[-1], "kind": "Recharge order"}, {**redeem[-1], "kind": "Redeem order"}]
-    first = recharge[0]["pv"] if recharge else 0
+    funnel = view.funnel
+    first = funnel.page_views[0].pv if funnel.page_views else 0
+    bars = [(stage, "Page view") for stage in funnel.page_views]
+    bars += [(funnel.recharge, "Recharge order"), (funnel.redeem, "Redeem order (Beans)")]
     values = [
         {
-            "label": f"{index}. {bar['label']}",
-            "pv": bar["pv"],
-            "kind": bar["kind"],
-            "text": f"{bar['pv']:,}" + (f"  ({bar['pv'] / first * 100:.1f}%)" if first else ""),
+            "label": f"{stage.step_label}. {stage.short_label}",
+            "pv": stage.pv,
+            "kind": kind,
+            "text": _funnel_text(stage, first),
         }
-        for index, bar in enumerate(bars, start=1)
+        for stage, kind in bars
     ]
+    # Room right of the longest bar for its label, inside the plot.
+    domain_max = max((stage.pv for stage, _kind in bars), default=0) * 1.6 or 1
     spec = _base(
-        "Conversion funnel (page views; % of entrance exposure)", width=_FULL_WIDTH - 260, height=230
+        {
+            "text": "Conversion funnel",
+            "subtitle": [
+                "Page views, and % of entrance exposure.",
+                "Redeem orders spend Beans: one recharge buys",
+                "Beans for several episodes, so redeems can",
+                "outnumber the clicks before them.",
+            ],
+            "subtitleFontSize": 10,
+            "subtitleColor": "#5b6475",
+        },
+        height=220,
     )
     spec.update(
         {
@@ -180,13 +251,14 @@ def _funnel(view: ReportView) -> dict[str, Any]:
                     "type": "nominal",
                     "sort": None,
                     "title": None,
-                    "axis": {"labelLimit": 230, "labelFontSize": 10, "ticks": False, "domain": False},
+                    "axis": {"labelLimit": 120, "labelFontSize": 10, "ticks": False, "domain": False},
                 },
                 "x": {
                     "field": "pv",
                     "type": "quantitative",
-                    "title": "Page views",
-                    "axis": {"format": ",~s", "tickCount": 6, "labelExpr": _ZERO_LABEL},
+                    "title": None,
+                    "scale": {"domain": [0, domain_max]},
+                    "axis": None,
                 },
             },
             "layer": [
@@ -198,15 +270,16 @@ def _funnel(view: ReportView) -> dict[str, Any]:
                             "type": "nominal",
                             "title": None,
                             "scale": {
-                                "domain": ["Page view", "Recharge order", "Redeem order"],
+                                "domain": ["Page view", "Recharge order", "Redeem order (Beans)"],
                                 "range": ["#9db4e8", PALETTE[0], PALETTE[1]],
                             },
-                            "legend": {"orient": "bottom", "direction": "horizontal"},
+                            # the axis labels name each bar's kind; a legend would not fit a phone
+                            "legend": None,
                         }
                     },
                 },
                 {
-                    "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 9.5, "color": "#3b4252"},
+                    "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10, "color": "#3b4252"},
                     "encoding": {"text": {"field": "text"}},
                 },
             ],
@@ -215,66 +288,62 @@ def _funnel(view: ReportView) -> dict[str, Any]:
     return spec
 
 
+def funnel_alt(view: ReportView) -> str:
+    funnel = view.funnel
+    first = funnel.page_views[0].pv if funnel.page_views else 0
+    stages = "; ".join(f"{stage.label} {_funnel_text(stage, first)}" for stage in funnel.stages)
+    return f"Conversion funnel, page views (% of entrance exposure): {stages}. {REDEEM_NOTE}"
+
+
+USERS_SERIES = (
+    Series("Active users", lambda point: point.active_users, "count"),
+    Series("New users", lambda point: point.new_users, "count"),
+)
+DURATION_SERIES = (
+    Series("Median time per active user", lambda point: point.median_duration_per_user_ms, "duration", 60000),
+)
+GMV_SERIES = (Series("GMV", lambda point: point.gmv, "money"),)
+PAYERS_SERIES = (
+    Series("Paying users", lambda point: point.paying_users, "count"),
+    Series("Repeat paying users", lambda point: point.repeat_paying_users, "count"),
+)
+
+
 def chart_specs(view: ReportView) -> list[Chart]:
     """Every chart of the report, in page order. A pie without any GMV is left out (the page says so)."""
     symbol = CURRENCY_SYMBOLS.get(view.currency)
-    money_title = f"{view.currency}"
+    trends = view.trends
+
+    def trend(
+        chart_id: str, title: str, series: Sequence[Series], axis_title: str, axis_format: str = ",~s"
+    ) -> Chart:
+        return Chart(
+            chart_id,
+            title,
+            trend_alt(trends, series, view.currency),
+            _trend(title, trends, series, axis_title, axis_format),
+        )
+
     charts = [
-        Chart(
-            "users-trend",
-            "Active and new users",
-            _trend(
-                "Active and new users",
-                view.trends,
-                {"active_users": "Active users", "new_users": "New users"},
-                "Users",
-            ),
-        ),
-        Chart(
-            "duration-trend",
-            "Median time per active user",
-            _trend(
-                "Median time per active user (minutes)",
-                [
-                    {
-                        **row,
-                        "minutes": None
-                        if row["median_duration_per_user_ms"] is None
-                        else row["median_duration_per_user_ms"] / 60000,
-                    }
-                    for row in view.trends
-                ],
-                {"minutes": "Median minutes per user"},
-                "Minutes",
-                ",.1~f",
-            ),
-        ),
-        Chart(
+        trend("users-trend", "Active and new users", USERS_SERIES, "Users"),
+        trend("duration-trend", "Median time per active user (minutes)", DURATION_SERIES, "Minutes", ",.1~f"),
+        trend(
             "gmv-trend",
-            "GMV",
-            _trend(
-                f"GMV ({symbol or view.currency})",
-                view.trends,
-                {"gmv": "GMV"},
-                money_title,
-                ",.2~s" if symbol is None else ",~s",
-            ),
+            f"GMV ({symbol or view.currency})",
+            GMV_SERIES,
+            view.currency,
+            ",.2~s" if symbol is None else ",~s",
         ),
-        Chart(
-            "payers-trend",
-            "Paying users",
-            _trend(
-                "Paying and repeat paying users",
-                view.trends,
-                {"paying_users": "Paying users", "repeat_paying_users": "Repeat paying users"},
-                "Users",
-            ),
-        ),
+        trend("payers-trend", "Paying and repeat paying users", PAYERS_SERIES, "Users"),
     ]
-    for kind, title in (("os", "GMV by OS"), ("region", "GMV by region")):
-        if view.gmv_by.get(kind):
-            charts.append(Chart(f"gmv-by-{kind}", title, _pie(title, view.gmv_by[kind])))
-    charts.append(Chart("funnel", "Conversion funnel", _funnel(view)))
+    pies: tuple[tuple[SegmentKind, str], ...] = (("os", "GMV by OS"), ("region", "GMV by region"))
+    for kind, title in pies:
+        slices = view.gmv_by.get(kind)
+        if slices:
+            charts.append(
+                Chart(f"gmv-by-{kind}", title, pie_alt(title, slices, view.currency), _pie(title, slices))
+            )
+    charts.append(Chart("funnel", "Conversion funnel", funnel_alt(view), _funnel(view)))
     return charts
 
 

@@ -22,6 +22,7 @@ from minidrama.lake import NotFoundError, Storage, metrics_key, report_key
 from minidrama.metrics.schema import read_document
 from minidrama.report.delivery import DeliveryError, DeliveryResult, deliver_report
 from minidrama.report.email import build_email
+from minidrama.report.health import DEFAULT_RECOMPUTE_DAYS, read_data_health
 from minidrama.report.model import MissingMetricsError, ReportInputError, window_days
 from minidrama.report.render import RenderedReport, build_report
 
@@ -121,7 +122,14 @@ def _render(
             status, reason = "no_events", f"no events were received for {day} (in {app.timezone})"
         else:
             link = links.for_day(app.app_id, day, datetime.now(UTC)) if links is not None else None
-            return build_report(app.app_id, day, documents, link)
+            health = read_data_health(
+                storage,
+                app.app_id,
+                day,
+                timezone=app.timezone,
+                recompute_days=int(os.environ.get("RECOMPUTE_DAYS", DEFAULT_RECOMPUTE_DAYS)),
+            )
+            return build_report(app.app_id, day, documents, link, health=health)
     except MissingMetricsError:
         reason = f"no metrics document at {metrics_key(app.app_id, day)}"
     except ReportInputError as error:

@@ -8,6 +8,7 @@ It reads and writes nothing.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,9 +19,20 @@ from typing import Any
 import jinja2
 
 from minidrama.dashboard import DashboardLink
-from minidrama.report.charts import Chart, chart_specs, render_png, render_svg, svg_data_uri
-from minidrama.report.format import MISSING, format_timestamp, format_value
-from minidrama.report.model import TOP_VALUES, ReportView, build_view
+from minidrama.report.charts import REDEEM_NOTE, Chart, chart_specs, render_png, render_svg, svg_data_uri
+from minidrama.report.format import MISSING, format_count, format_rate, format_timestamp, format_value
+from minidrama.report.health import DataHealth
+from minidrama.report.model import (
+    ACTIVE_USERS,
+    DAY1_RETENTION_NEW,
+    GMV,
+    PAYING_USERS,
+    TOP_VALUES,
+    BySegmentTable,
+    MetricRow,
+    ReportView,
+    build_view,
+)
 
 __all__ = [
     "RenderedReport",
@@ -30,6 +42,7 @@ __all__ = [
     "render_pdf",
     "render_text",
     "subject_line",
+    "preheader_text",
     "chart_content_id",
 ]
 
@@ -38,10 +51,11 @@ _ARROWS = {"good": "▲", "bad": "▼", "neutral": "•"}
 
 @dataclass(frozen=True)
 class ChartImage:
-    """A chart's source for one medium: an ``src`` for the ``<img>`` and its display width in px."""
+    """A chart for one medium: the ``src`` of its ``<img>``, display width in px, and alt text."""
 
     src: str
     width: int
+    alt: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,14 +96,35 @@ def _template_source(name: str) -> str:
 
 
 _ENV = _environment()
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+
+
+def _compact_css(css: str) -> str:
+    """The sheet without comments and indentation: the email carries it in every message."""
+    lines = (line.strip() for line in _CSS_COMMENT.sub("", css).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+_PAGE_CSS = _template_source("report.css") + "\n" + _template_source("print.css")
+_EMAIL_CSS = _compact_css(_template_source("report.css"))
+# Keeps mail clients from filling the inbox preview with the text after the preheader.
+_PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60
 
 
 def _heat(rate: float | None) -> str:
-    """Background of a retention cell: deeper blue for a higher rate (60% and above is the deepest)."""
+    """The class of a retention cell: ``h0`` … ``h9``, deeper blue for a higher rate (54% and up is h9)."""
     if rate is None:
-        return "transparent"
-    alpha = max(0.04, min(rate / 0.6, 1.0) * 0.55)
-    return f"rgba(47, 95, 208, {alpha:.2f})"
+        return ""
+    return f"h{max(0, min(int(rate / 0.06), 9))}"
+
+
+def _value_size(text: str) -> str:
+    """A KPI card's number a size down when it is long, so it stays inside the card at 700 px."""
+    if len(text) > 11:
+        return " longer"
+    if len(text) > 8:
+        return " long"
+    return ""
 
 
 def render_html(
@@ -99,22 +134,30 @@ def render_html(
     email: bool = False,
     dashboard_link: DashboardLink | None = None,
 ) -> str:
-    """The report page. ``charts`` maps chart ids to their image source (SVG data URI or ``cid:``);
-    ``dashboard_link`` (the email's only: it carries a read token) opens the day on the dashboard."""
+    """The report page (``email=False``) or the email's HTML part.
+
+    ``charts`` maps chart ids to their image (SVG data URI or ``cid:``). The email leaves out the
+    page's data attributes and print styles and shows fewer retention cohorts, and starts with a
+    hidden preheader; ``dashboard_link`` (the email's only: it carries a read token) opens the day
+    on the dashboard.
+    """
     return _ENV.get_template("report.html.j2").render(
         view=view,
         charts=charts,
         email=email,
         dashboard_link=dashboard_link,
-        css=_template_source("report.css"),
+        css=_EMAIL_CSS if email else _PAGE_CSS,
+        preheader=preheader_text(view),
+        preheader_padding=_PREHEADER_PADDING,
         fmt=lambda value, kind: format_value(value, kind, view.currency),
         heat=_heat,
+        value_size=_value_size,
         timestamp=format_timestamp,
         arrows=_ARROWS,
-        days=lambda n: timedelta(days=n),
         one_day=timedelta(days=1),
         one_week=timedelta(days=7),
         top_values=TOP_VALUES,
+        redeem_note=REDEEM_NOTE,
     )
 
 
@@ -126,14 +169,28 @@ def render_pdf(html: str) -> bytes:
 
 
 def subject_line(view: ReportView) -> str:
-    summary = view.summary
-    active = summary["dashboard.active_users"]
-    gmv = summary["iap_orders.all.gmv"]
+    active, gmv = view.row(ACTIVE_USERS), view.row(GMV)
     return f"{view.app_id} daily report {view.day.isoformat()}: {active.text} active users, {gmv.text} GMV"
 
 
+def preheader_text(view: ReportView) -> str:
+    """The inbox preview line: the headline numbers and their change vs the day before."""
+
+    def part(row: MetricRow, noun: str) -> str:
+        change = f" ({row.change_day})" if row.change_day != MISSING else ""
+        return f"{row.text} {noun}{change}"
+
+    retention = view.row(DAY1_RETENTION_NEW)
+    return (
+        f"{view.day.strftime('%b %-d')}: "
+        f"{part(view.row(ACTIVE_USERS), 'active users')} · {part(view.row(GMV), 'GMV')} · "
+        f"{part(view.row(PAYING_USERS), 'paying users')} · day-1 retention {retention.text}"
+    )
+
+
 def render_text(view: ReportView, dashboard_link: DashboardLink | None = None) -> str:
-    """The plain-text part of the email: the headline numbers with their changes."""
+    """The plain-text part of the email: the headline numbers with their changes, what each rate is
+    of, the per-OS figures and the data health."""
     lines = [
         f"{view.app_id} · Daily report · {view.day.strftime('%A, %B %-d, %Y')} ({view.timezone})",
         "",
@@ -150,27 +207,88 @@ def render_text(view: ReportView, dashboard_link: DashboardLink | None = None) -
             + ", ".join(day.isoformat() for day in view.missing_days),
             "",
         ]
+    headline = {row.metric for row in view.dashboard}
     sections = (
-        ("Dashboard", view.dashboard),
-        ("Monetization", view.monetization),
+        ("Headline", view.dashboard),
+        ("Monetization", [row for row in view.monetization if row.metric not in headline]),
         ("Performance", view.performance),
     )
-    width = max(len(row.label) for _title, rows in sections for row in rows)
+    day = view.day.strftime("%b %-d")
     for title, rows in sections:
-        lines.append(title.upper())
+        lines.append(
+            f"{title.upper():<{_TEXT_LABEL + 2}} {day:>10}  {'vs day before':>13}  {'vs 7 days before':>16}"
+        )
         for row in rows:
-            lines.append(
-                f"  {row.label:<{width}}  {row.text:>12}   vs day before {row.change_day:>9}   "
-                f"vs 7 days before {row.change_week:>9}"
-            )
+            # a headline rate says what it is of with its counts ("169 of 400 new users of ...")
+            lines += _text_row(row, row.context if title == "Headline" and row.kind == "rate" else "")
+        if title == "Performance":
+            lines += _by_os_lines(view.performance_by_os, view.currency)
         lines.append("")
+    lines += _by_os_lines(view.retention_by_os, view.currency, "DAY-1 RETENTION BY OS")
+    if view.health is not None:
+        lines += _health_lines(view.health)
     lines += [
         f"Money in {view.currency}. {MISSING} means not known "
         "(no metrics for that day, or nothing to divide by).",
         "The full report with charts, retention, funnels and breakdowns "
         "is in the HTML part and the attached PDF.",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(wrapped for line in lines for wrapped in _wrap(line)) + "\n"
+
+
+def _wrap(line: str, width: int = 78) -> list[str]:
+    """A prose line wrapped for plain-text readers; table rows fit already and links stay whole."""
+    if len(line) <= width or "://" in line:
+        return [line]
+    indent = line[: len(line) - len(line.lstrip())]
+    return textwrap.wrap(
+        line, width, initial_indent="", subsequent_indent=indent + "  ", break_on_hyphens=False
+    )
+
+
+_TEXT_LABEL = 34  # a row is 80 characters wide
+
+
+def _text_row(row: MetricRow, note: str = "") -> list[str]:
+    """A metric's line of the plain-text part; what it is of (or ``note``) follows its label, or the line."""
+    note = note or row.of
+    joined = f"{row.label}, {note}"
+    name = joined if note and len(joined) <= _TEXT_LABEL else row.label
+    line = f"  {name:<{_TEXT_LABEL}} {row.text:>10}  {row.change_day:>13}  {row.change_week:>16}"
+    return [line, f"    {note}"] if note and name == row.label else [line]
+
+
+def _by_os_lines(table: BySegmentTable, currency: str, title: str | None = None) -> list[str]:
+    """``Loading success rate by OS: All 96.7% · Android 96.9% · iOS 96.5%`` per row of the table."""
+    if len(table.columns) < 2:
+        return []
+    lines = [title] if title else []
+    for row in table.rows:
+        values = " · ".join(
+            f"{column.label} {format_value(value, row.metric.kind, currency)}"
+            for column, value in zip(table.columns, row.values, strict=True)
+        )
+        lines.append(f"  {row.metric.label}: {values}")
+    return [*lines, ""] if title else lines
+
+
+def _health_lines(health: DataHealth) -> list[str]:
+    lines = [
+        "DATA HEALTH",
+        f"  Events accepted (stored, by event time):     {format_count(health.accepted):>10}",
+        f"  Events rejected (received, in quarantine):   {format_count(health.rejected):>10}"
+        f"   ({format_rate(health.rejected_share)} of all)",
+    ]
+    lines += [f"    {format_count(reason.events):>7}  {reason.reason}" for reason in health.reasons]
+    provisional = health.provisional_days
+    if provisional:
+        lines.append(
+            f"  Figures of {', '.join(day.isoformat() for day in provisional)} may still change "
+            "(late events are counted until the metrics job's last recompute)."
+        )
+    if health.problems:
+        lines.append(f"  {len(health.problems)} file(s) or line(s) could not be read.")
+    return [*lines, ""]
 
 
 def _link_expiry(link: DashboardLink) -> str:
@@ -182,9 +300,9 @@ def _svg_width(svg: str) -> int:
     return round(float(match.group(1))) if match else 640
 
 
-def _render_chart(chart: Chart) -> tuple[str, ChartImage, bytes]:
+def _render_chart(chart: Chart) -> tuple[Chart, ChartImage, bytes]:
     svg = render_svg(chart.spec)
-    return chart.chart_id, ChartImage(svg_data_uri(svg), _svg_width(svg)), render_png(chart.spec)
+    return chart, ChartImage(svg_data_uri(svg), _svg_width(svg), chart.alt), render_png(chart.spec)
 
 
 def build_report(
@@ -192,24 +310,27 @@ def build_report(
     day: date,
     documents: Mapping[date, Mapping[str, Any] | None],
     dashboard_link: DashboardLink | None = None,
+    *,
+    health: DataHealth | None = None,
 ) -> RenderedReport:
     """Render the report of ``app_id`` for ``day`` from the metrics documents of its window.
 
     ``dashboard_link`` goes into the email's parts only: the stored page and PDF carry no token.
+    ``health`` (:func:`minidrama.report.health.read_data_health`) adds the data health section.
 
     ``documents`` maps the days of :func:`minidrama.report.model.window_days` to their document
     (None where missing). Raises :class:`~minidrama.report.model.MissingMetricsError` when the
     day's own document is missing: a report is never rendered blank.
     """
-    view = build_view(app_id, day, documents)
+    view = build_view(app_id, day, documents, health)
     charts = chart_specs(view)
     # vl-convert runs in native code; two workers overlap SVG/PNG conversion of different charts.
     with ThreadPoolExecutor(max_workers=2) as pool:
         rendered = list(pool.map(_render_chart, charts))
-    page_images = {chart_id: image for chart_id, image, _png in rendered}
+    page_images = {chart.chart_id: image for chart, image, _png in rendered}
     email_images = {
-        chart_id: ChartImage(f"cid:{chart_content_id(chart_id)}", image.width)
-        for chart_id, image, _png in rendered
+        chart.chart_id: ChartImage(f"cid:{chart_content_id(chart.chart_id)}", image.width, chart.alt)
+        for chart, image, _png in rendered
     }
     html = render_html(view, page_images)
     return RenderedReport(
@@ -220,7 +341,7 @@ def build_report(
         email_html=render_html(view, email_images, email=True, dashboard_link=dashboard_link),
         text=render_text(view, dashboard_link),
         subject=subject_line(view),
-        email_images={chart_content_id(chart_id): png for chart_id, _image, png in rendered},
+        email_images={chart_content_id(chart.chart_id): png for chart, _image, png in rendered},
         missing_days=view.missing_days,
         view=view,
     )
