@@ -175,6 +175,7 @@ def test_query_bad_input_exits_2_naming_what_is_wrong(computed, capsys, argv, me
 
 
 def test_query_of_an_app_with_nothing_computed_names_the_days(lake, capsys):
+    lake.root.mkdir(parents=True)  # a lake that exists, with nothing computed in it
     code, _, err = _run(capsys, "query", *_lake_args(lake), "--from", "2026-11-01", "--to", "2026-11-30")
 
     assert code == 2
