@@ -15,6 +15,7 @@ import pytest
 
 from minidrama.demo import DEMO_APP_ID, MARKER_NAME, DemoLakeError, prepare_lake
 from minidrama.lake import events_key
+from tests.e2e.conftest import DemoRun
 from tests.e2e.serving import serving
 
 
@@ -41,11 +42,9 @@ def _count(label: str, text: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_demo_runs_the_pipeline_and_says_where_everything_is(tmp_path: Path) -> None:
-    # GIVEN an empty output directory
-    out = tmp_path / "demo-out"
-    # WHEN a newcomer runs the demo for five weeks
-    completed = _run_demo(out, 35)
+def test_demo_runs_the_pipeline_and_says_where_everything_is(demo_run: DemoRun) -> None:
+    # GIVEN an empty output directory WHEN a newcomer runs the demo for five weeks
+    out, completed = demo_run.out, demo_run.completed
     # THEN it succeeds
     assert completed.returncode == 0, completed.stderr
     text = completed.stdout

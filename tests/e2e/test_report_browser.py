@@ -11,7 +11,6 @@ import email
 import email.policy
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date
 from html.parser import HTMLParser
@@ -25,6 +24,7 @@ from minidrama.demo import DEMO_APP_ID
 from minidrama.lake import LocalStorage, report_key
 from minidrama.report import RenderedReport, build_report, load_documents, report_command, window_days
 from minidrama.report.health import read_data_health
+from tests.e2e.conftest import DemoRun
 from tests.report_fixtures import metrics_document, write_history
 
 CHROMIUM = "/usr/bin/chromium"
@@ -168,21 +168,14 @@ def _html_part(eml: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> dict[str, Any]:
+def demo(demo_run: DemoRun, tmp_path_factory) -> dict[str, Any]:
     """GIVEN the 35-day demo (its lake, and the email it wrote), and its last day's report rendered
     again with the data health section."""
-    out = tmp_path_factory.mktemp("demo")
-    completed = subprocess.run(
-        [sys.executable, "-m", "minidrama", "demo", "--out", str(out), "--days", "35"],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    lake = LocalStorage(out / "lake")
+    assert demo_run.completed.returncode == 0, demo_run.completed.stderr
+    out = tmp_path_factory.mktemp("demo-pages")
+    lake = LocalStorage(demo_run.lake)
     app = load_apps(lake)[DEMO_APP_ID]
-    [report_dir] = (out / "lake" / "reports" / f"app_id={DEMO_APP_ID}").iterdir()
+    [report_dir] = (demo_run.lake / "reports" / f"app_id={DEMO_APP_ID}").iterdir()
     day = date.fromisoformat(report_dir.name.removeprefix("dt="))
     health = read_data_health(lake, app.app_id, day, timezone=app.timezone)
     report = build_report(app.app_id, day, load_documents(lake, app.app_id, day), health=health)
