@@ -1,10 +1,12 @@
 """Every metric, defined once: its SQL and the document keys it fills, for a day and for a range.
 
 Each definition is one class: :meth:`Definition.queries` gives its SQL for a :class:`Period` (the
-portable subset: CTEs, window functions, CASE, UNION ALL, VALUES; the engine-specific median sits
-behind :func:`median`), and :meth:`Definition.fill` turns that SQL's rows for one segment into the
-document keys it owns. A day's document (SPEC section 6) and a range's (section 7) run the same
-SQL; only the period's parameters differ, and retention and LTV have a day form and a range form.
+portable subset: CTEs, window functions, CASE, UNION ALL, VALUES, ``max_by``, ``row``; the
+engine-specific median, arrays and records sit behind :func:`median`, :func:`collect`,
+:func:`flatten`, :func:`unnest`, :func:`contains` and :func:`record`), and
+:meth:`Definition.fill` turns that SQL's rows for one segment into the document keys it owns. A
+day's document (SPEC section 6) and a range's (section 7) run the same SQL; only the period's
+parameters differ, and retention and LTV have a day form and a range form.
 
 The SQL reads these relations, which the engine binds to one day's facts (the daily computation)
 or to the stored facts of a range (see :mod:`minidrama.metrics.facts` for their meaning); each
@@ -25,7 +27,10 @@ fact relation has a ``day`` column:
     recharge orders of the days LTV revenue windows cover.
 
 Segments: an event (or a row carrying os and region) belongs to ``all``, to ``os:<os>`` and to
-``region:<region>``; :func:`by_segment` expands rows into those three.
+``region:<region>``; :func:`by_segment` expands rows into those three. Counting distinct users per
+segment is what a range's cost is made of, so :func:`users_by_segment` and
+:func:`per_user_by_segment` count a user of one os and one region (nearly every user) without
+grouping their rows per segment, and deduplicate only the others.
 """
 
 from __future__ import annotations
@@ -71,6 +76,34 @@ def median(expression: str) -> str:
     return f"median(CAST({expression} AS DOUBLE))"
 
 
+def collect(expression: str) -> str:
+    """The array of ``expression``'s values over a group (``array_agg`` in DuckDB and Athena alike)."""
+    return f"array_agg({expression})"
+
+
+def flatten(arrays: str) -> str:
+    """The elements of an array of arrays, as one array (``flatten`` in DuckDB and Athena alike)."""
+    return f"flatten({arrays})"
+
+
+def unnest(array: str) -> str:
+    """In a SELECT list: the row once per element of ``array``, as that element (DuckDB's select-list
+    ``unnest``, far cheaper there than a lateral join; Athena: ``CROSS JOIN UNNEST(array)``)."""
+    return f"unnest({array})"
+
+
+def contains(array: str, value: str) -> str:
+    """Whether the array ``array`` holds ``value`` (DuckDB's ``list_contains``; Athena's ``contains``)."""
+    return f"list_contains({array}, {value})"
+
+
+def record(fields: Mapping[str, str]) -> str:
+    """A record of named values (name -> SQL expression), read back as ``record.name`` (DuckDB's
+    struct literal; Athena: ``CAST(ROW(...) AS ROW(name type, ...))``)."""
+    listed = ", ".join(f"'{name}': {expression}" for name, expression in fields.items())
+    return "{" + listed + "}"
+
+
 def by_segment(relation: str, columns: str) -> str:
     """Rows of ``relation`` (which has ``os`` and ``region``) once per segment they belong to."""
     return (
@@ -80,13 +113,77 @@ def by_segment(relation: str, columns: str) -> str:
     )
 
 
+# In a query grouped by user_id: whether all of the user's rows have one os and one region.
+ONE_SEGMENT_PAIR = "min(os) = max(os) AND min(region) = max(region)"
+
+
+def per_user_by_segment(relation: str, aggregates: Mapping[str, str]) -> str:
+    """One row per segment and user of ``relation``: ``segment``, ``user_id`` and each of
+    ``aggregates`` (a column of ``relation`` -> its aggregate over the user's rows in the segment,
+    e.g. ``{"launches": "sum(launches)"}``), as ``GROUP BY segment, user_id`` over :func:`by_segment`.
+
+    ``relation`` (a CTE) has one row per user_id, os and region, and ``one_segment_pair``
+    (:data:`ONE_SEGMENT_PAIR` of the user). A user of one os and region (nearly every user) has one
+    row, which is their row in each of their three segments as it stands: only the rows of the other
+    users are grouped.
+    """
+    columns = ", ".join(aggregates)
+    grouped = ", ".join(f"{aggregate} AS {column}" for column, aggregate in aggregates.items())
+    one_pair = f"(SELECT * FROM {relation} WHERE one_segment_pair) AS one_pair"
+    several = f"(SELECT * FROM {relation} WHERE NOT one_segment_pair) AS several"
+    return (
+        f"(SELECT segment, user_id, {columns} FROM {by_segment(one_pair, '*')} AS expanded"
+        f" UNION ALL SELECT segment, user_id, {grouped} FROM {by_segment(several, '*')} AS expanded"
+        " GROUP BY segment, user_id)"
+    )
+
+
+def users_by_segment(relation: str, group: str, counts: Sequence[str]) -> str:
+    """Per segment and ``group`` (columns of ``relation``): ``users``, the distinct users with a row
+    of ``relation`` in the segment, and each of the 0/1 columns ``counts`` (the same on every row of
+    a user and group) summed over those users.
+
+    ``relation`` (a CTE) has one row per user_id, ``group``, os and region, and ``one_segment_pair``
+    (:data:`ONE_SEGMENT_PAIR` of the user). A user of one os and region (nearly every user) has one
+    row per group: those are counted per os and region first and the counts added into their three
+    segments; only the rows of the other users are deduplicated per segment.
+    """
+    names = ", ".join(counts)
+    sums = ", ".join(f"sum({name}) AS {name}" for name in counts)
+    several = f"(SELECT * FROM {relation} WHERE NOT one_segment_pair) AS several"
+    return f"""(
+        WITH one_pair AS (
+            SELECT os, region, {group}, count(*) AS users, {sums}
+            FROM {relation} WHERE one_segment_pair
+            GROUP BY os, region, {group}
+        ), several_pairs AS (
+            SELECT DISTINCT segment, user_id, {group}, {names}
+            FROM {by_segment(several, f"user_id, {group}, {names}")} AS expanded
+        )
+        SELECT segment, {group}, sum(users) AS users, {sums}
+        FROM (
+            SELECT segment, {group}, users, {names}
+            FROM {by_segment("one_pair", f"{group}, users, {names}")} AS expanded
+            UNION ALL
+            SELECT segment, {group}, 1 AS users, {names} FROM several_pairs
+        ) AS parts
+        GROUP BY segment, {group}
+    )"""
+
+
 def _date(day: date) -> str:
     return f"DATE '{day.isoformat()}'"
 
 
-def _dates(days: Iterable[date]) -> str:
-    listed = ", ".join(_date(day) for day in sorted(set(days)))
-    return listed or "NULL"
+def _on_days(column: str, days: Iterable[date]) -> str:
+    """Whether the date ``column`` is one of ``days``: a range's days as BETWEEN, which costs far
+    less per row than an IN list of them."""
+    listed = sorted(set(days))
+    if not listed:
+        return "FALSE"
+    if (listed[-1] - listed[0]).days == len(listed) - 1:
+        return f"{column} BETWEEN {_date(listed[0])} AND {_date(listed[-1])}"
+    return f"{column} IN ({', '.join(_date(day) for day in listed)})"
 
 
 def _values(alias: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]]) -> str:
@@ -312,40 +409,57 @@ class Retention(Definition):
     name = "retention"
 
     def queries(self, period: Period) -> dict[str, str]:
-        cohort_dates = period.retention_cohort_days
-        pairs = _values(
-            "pairs",
-            (("cohort_date", "DATE"), ("offset_days", "INTEGER"), ("return_date", "DATE")),
-            [(_date(p.cohort_date), str(p.offset), _date(p.return_date)) for p in period.retention_pairs],
+        # A member's return is looked up in the list of their launch days (any segment): joining
+        # the cohort to the return days on user_id alone grows as the square of a user's launch
+        # days. The cohort rows are unnested from each user, os and region's list of days, so no
+        # step joins or groups one row per user and day.
+        returned = ", ".join(
+            f"CASE WHEN {_on_days('cohort_date', dates)}"
+            f" AND {contains('launch_days', f'cohort_date + {offset}')} THEN 1 ELSE 0 END AS d{offset}"
+            for offset, dates in self._measured(period).items()
+        )
+        counts = ["is_new"]
+        for offset in RETENTION_DAYS:
+            counts += [f"d{offset}", f"d{offset}_new"]
+        retained = ", ".join(
+            f"d{offset} AS d{offset}_active_users, d{offset}_new AS d{offset}_new_users"
+            for offset in RETENTION_DAYS
         )
         return {
             "main": f"""
-                WITH cohort_rows AS (
-                    SELECT cohort_launches.day AS cohort_date, cohort_launches.user_id,
-                           cohort_launches.os, cohort_launches.region,
-                           CASE WHEN first_launch.first_day = cohort_launches.day THEN 1 ELSE 0 END AS is_new
-                    FROM cohort_launches
-                    JOIN first_launch ON first_launch.user_id = cohort_launches.user_id
-                    WHERE cohort_launches.day IN ({_dates(cohort_dates)})
-                ), members AS (
-                    SELECT DISTINCT segment, cohort_date, user_id, is_new
-                    FROM {by_segment("cohort_rows", "cohort_date, user_id, is_new")} AS expanded
-                ), returned AS (
-                    SELECT DISTINCT day, user_id FROM cohort_launches
-                ), retained AS (
-                    SELECT members.segment, members.cohort_date, pairs.offset_days, members.is_new
-                    FROM members
-                    JOIN {pairs} ON pairs.cohort_date = members.cohort_date
-                    JOIN returned
-                      ON returned.user_id = members.user_id AND returned.day = pairs.return_date
+                WITH pairs AS (
+                    SELECT user_id, os, region, {collect("day")} AS pair_days
+                    FROM cohort_launches GROUP BY user_id, os, region
+                ), users AS (
+                    SELECT pairs.user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair,
+                           {flatten(collect("pairs.pair_days"))} AS launch_days,
+                           min(first_launch.first_day) AS first_day
+                    FROM pairs JOIN first_launch ON first_launch.user_id = pairs.user_id
+                    GROUP BY pairs.user_id
+                ), cohort_days AS (
+                    SELECT pairs.user_id, pairs.os, pairs.region, users.one_segment_pair, users.first_day,
+                           users.launch_days, {unnest("pairs.pair_days")} AS cohort_date
+                    FROM pairs JOIN users ON users.user_id = pairs.user_id
+                ), flagged AS (
+                    SELECT user_id, os, region, one_segment_pair, cohort_date,
+                           CASE WHEN first_day = cohort_date THEN 1 ELSE 0 END AS is_new, {returned}
+                    FROM cohort_days
+                    WHERE {_on_days("cohort_date", period.retention_cohort_days)}
+                ), cohort_rows AS (
+                    SELECT *, {", ".join(f"d{offset} * is_new AS d{offset}_new" for offset in RETENTION_DAYS)}
+                    FROM flagged
                 )
-                SELECT segment, cohort_date, CAST(NULL AS INTEGER) AS offset_days,
-                       count(*) AS active_users, sum(is_new) AS new_users
-                FROM members GROUP BY segment, cohort_date
-                UNION ALL
-                SELECT segment, cohort_date, offset_days, count(*) AS active_users, sum(is_new) AS new_users
-                FROM retained GROUP BY segment, cohort_date, offset_days
+                SELECT segment, cohort_date, users AS active_users, is_new AS new_users, {retained}
+                FROM {users_by_segment("cohort_rows", "cohort_date", counts)} AS counted
             """
+        }
+
+    @staticmethod
+    def _measured(period: Period) -> dict[int, list[date]]:
+        """For each N, the cohort days whose dN the period measures."""
+        return {
+            offset: [pair.cohort_date for pair in period.retention_pairs if pair.offset == offset]
+            for offset in RETENTION_DAYS
         }
 
     def fill(self, results: SegmentResults, period: Period) -> Fragment:
@@ -353,11 +467,9 @@ class Retention(Definition):
         retained: dict[tuple[str, date, int], int] = {}
         for row in results.rows(self):
             for kind in ("new", "active"):
-                count = _count(row[f"{kind}_users"])
-                if row["offset_days"] is None:
-                    sizes[(kind, row["cohort_date"])] = count
-                else:
-                    retained[(kind, row["cohort_date"], int(row["offset_days"]))] = count
+                sizes[(kind, row["cohort_date"])] = _count(row[f"{kind}_users"])
+                for offset in RETENTION_DAYS:
+                    retained[(kind, row["cohort_date"], offset)] = _count(row[f"d{offset}_{kind}_users"])
         if period.kind == "day":
             return {"retention": self._day(period, sizes, retained)}
         return {"retention": self._range(period, sizes, retained)}
@@ -410,44 +522,51 @@ class Attributes(Definition):
     """Profile and device: the new / active users of the period by their latest launch's attributes."""
 
     name = "attributes"
-    _COLUMNS = (
-        "latest_launch_time, latest_launch_event_id,"
-        " gender, age_group, device_brand, device_model, tiktok_version"
-    )
 
     def queries(self, period: Period) -> dict[str, str]:
         attributes = {**PROFILE_ATTRIBUTES, **DEVICE_ATTRIBUTES}
+        # The latest launch's values in one record, a missing one as 'unknown' (max_by skips nulls)
+        launch_values = record(
+            {column: f"coalesce(user_days.{column}, 'unknown')" for column in attributes.values()}
+        )
         values = " UNION ALL ".join(
-            f"SELECT segment, is_new, '{name}' AS attribute, {column} AS value FROM latest"
+            f"SELECT segment, is_new, '{name}' AS attribute, latest.{column} AS value FROM per_user"
             for name, column in attributes.items()
+        )
+        per_user = per_user_by_segment(
+            "marked", {"latest": "max_by(latest, recency)", "is_new": "min(is_new)"}
         )
         return {
             "main": f"""
-                WITH combos AS (
-                    SELECT user_id, os, region, {self._COLUMNS}, row_number() OVER (
-                        PARTITION BY user_id, os, region
-                        ORDER BY latest_launch_time DESC, latest_launch_event_id DESC
-                    ) AS combo_recency
-                    FROM user_days WHERE launches > 0
-                ), latest_combos AS (
-                    SELECT * FROM combos WHERE combo_recency = 1
-                ), ranked AS (
-                    SELECT expanded.*, row_number() OVER (
-                        PARTITION BY segment, user_id
-                        ORDER BY latest_launch_time DESC, latest_launch_event_id DESC
-                    ) AS recency
-                    FROM {by_segment("latest_combos", "user_id, region, " + self._COLUMNS)} AS expanded
-                ), latest AS (
-                    SELECT ranked.*,
-                           CASE WHEN first_launch.first_day >= {_date(period.first)} THEN 1 ELSE 0 END
+                WITH last_days AS (
+                    -- a user, os and region have one row a day: their latest launch of the
+                    -- period is that of their last launch day (no window over every user row)
+                    SELECT user_id, os, region, max(day) AS day FROM user_days WHERE launches > 0
+                    GROUP BY user_id, os, region
+                ), combos AS (
+                    SELECT user_days.user_id, user_days.os, user_days.region,
+                           row(user_days.latest_launch_time, user_days.latest_launch_event_id) AS recency,
+                           {launch_values} AS latest
+                    FROM user_days
+                    JOIN last_days
+                      ON last_days.user_id = user_days.user_id AND last_days.os = user_days.os
+                     AND last_days.region = user_days.region AND last_days.day = user_days.day
+                ), users AS (
+                    SELECT combos.user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair,
+                           CASE WHEN min(first_launch.first_day) >= {_date(period.first)} THEN 1 ELSE 0 END
                                AS is_new
-                    FROM ranked JOIN first_launch ON first_launch.user_id = ranked.user_id
-                    WHERE recency = 1
+                    FROM combos JOIN first_launch ON first_launch.user_id = combos.user_id
+                    GROUP BY combos.user_id
+                ), marked AS (
+                    SELECT combos.*, users.one_segment_pair, users.is_new
+                    FROM combos JOIN users ON users.user_id = combos.user_id
+                ), per_user AS (
+                    -- the latest launch of each user in each segment
+                    SELECT * FROM {per_user} AS per_user
                 ), attribute_values AS ({values})
-                SELECT segment, attribute, coalesce(value, 'unknown') AS value,
-                       count(*) AS active_users, sum(is_new) AS new_users
+                SELECT segment, attribute, value, count(*) AS active_users, sum(is_new) AS new_users
                 FROM attribute_values
-                GROUP BY segment, attribute, coalesce(value, 'unknown')
+                GROUP BY segment, attribute, value
             """
         }
 
@@ -480,32 +599,50 @@ class EntryPoints(Definition):
                 WITH combos AS (
                     SELECT user_id, os, region, entry_point, sum(launches) AS launches
                     FROM entry_points GROUP BY user_id, os, region, entry_point
-                ), segment_launches AS (
-                    SELECT expanded.segment, expanded.entry_point, expanded.user_id, expanded.launches,
-                           CASE WHEN first_launch.first_day >= {_date(period.first)} THEN expanded.user_id END
-                               AS new_user_id
-                    FROM {by_segment("combos", "user_id, entry_point, launches")} AS expanded
-                    JOIN first_launch ON first_launch.user_id = expanded.user_id
+                ), users AS (
+                    SELECT user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair FROM combos GROUP BY user_id
+                ), user_entries AS (
+                    SELECT combos.entry_point, combos.user_id, combos.os, combos.region,
+                           users.one_segment_pair,
+                           CASE WHEN first_launch.first_day >= {_date(period.first)} THEN 1 ELSE 0 END
+                               AS is_new
+                    FROM combos
+                    JOIN users ON users.user_id = combos.user_id
+                    JOIN first_launch ON first_launch.user_id = combos.user_id
+                ), entry_users AS (
+                    SELECT segment, entry_point, users AS active_users, is_new AS new_users
+                    FROM {users_by_segment("user_entries", "entry_point", ["is_new"])} AS counted
                 ), launch_counts AS (
-                    SELECT segment, entry_point,
-                           count(DISTINCT user_id) AS active_users,
-                           count(DISTINCT new_user_id) AS new_users,
-                           sum(launches) AS launch_sessions
-                    FROM segment_launches
+                    SELECT segment, entry_point, sum(launches) AS launch_sessions
+                    FROM {by_segment("combos", "entry_point, launches")} AS expanded
                     GROUP BY segment, entry_point
                 ), entry_sessions AS (
+                    -- only the sessions that ended in the period weigh in the mean: fewer to deduplicate
                     SELECT DISTINCT entry_point, session_id FROM entry_points
+                    WHERE session_id IN (SELECT session_id FROM session_ends)
+                ), session_totals AS (
+                    -- summed per os, region and entry point before they go into segments: integer
+                    -- sums are exact (as avg's double sum of integers is, below 2^53 ms), so their
+                    -- quotient is the mean avg() gives
+                    SELECT session_ends.os, session_ends.region, entry_sessions.entry_point,
+                           sum(session_ends.duration_ms) AS duration_ms, count(*) AS session_ends
+                    FROM session_ends
+                    JOIN entry_sessions ON entry_sessions.session_id = session_ends.session_id
+                    GROUP BY session_ends.os, session_ends.region, entry_sessions.entry_point
                 ), session_durations AS (
-                    SELECT expanded.segment, entry_sessions.entry_point,
-                           avg(CAST(expanded.duration_ms AS DOUBLE)) AS average_duration_per_session_ms
-                    FROM {by_segment("session_ends", "session_id, duration_ms")} AS expanded
-                    JOIN entry_sessions ON entry_sessions.session_id = expanded.session_id
-                    GROUP BY expanded.segment, entry_sessions.entry_point
+                    SELECT segment, entry_point,
+                           CAST(sum(duration_ms) AS DOUBLE) / sum(session_ends)
+                               AS average_duration_per_session_ms
+                    FROM {by_segment("session_totals", "entry_point, duration_ms, session_ends")} AS expanded
+                    GROUP BY segment, entry_point
                 )
-                SELECT launch_counts.segment, launch_counts.entry_point, launch_counts.active_users,
-                       launch_counts.new_users, launch_counts.launch_sessions,
+                SELECT launch_counts.segment, launch_counts.entry_point, entry_users.active_users,
+                       entry_users.new_users, launch_counts.launch_sessions,
                        session_durations.average_duration_per_session_ms
                 FROM launch_counts
+                JOIN entry_users
+                  ON entry_users.segment = launch_counts.segment
+                 AND entry_users.entry_point = launch_counts.entry_point
                 LEFT JOIN session_durations
                   ON session_durations.segment = launch_counts.segment
                  AND session_durations.entry_point = launch_counts.entry_point
@@ -723,21 +860,22 @@ class Ltv(Definition):
                 for w in period.ltv_windows
             ],
         )
-        cohort_dates = _dates(window.cohort_date for window in period.ltv_windows)
+        new_users = _on_days("first_launch.first_day", (window.cohort_date for window in period.ltv_windows))
         return {
             "main": f"""
-                WITH new_launches AS (
-                    SELECT cohort_launches.day, cohort_launches.user_id, cohort_launches.os,
-                           cohort_launches.region, first_launch.first_day
-                    FROM cohort_launches
-                    JOIN first_launch ON first_launch.user_id = cohort_launches.user_id
-                    WHERE first_launch.first_day IN ({cohort_dates})
+                WITH combos AS (
+                    SELECT user_id, os, region, min(day) AS first_combo_day
+                    FROM cohort_launches GROUP BY user_id, os, region
+                ), new_combos AS (
+                    SELECT combos.*, first_launch.first_day
+                    FROM combos JOIN first_launch ON first_launch.user_id = combos.user_id
+                    WHERE {new_users}
                 ), segment_new AS (
                     -- a new user's first launch in the segment: since no window's activity span
                     -- starts after its cohort day, it has a launch in the span exactly when this
                     -- first one is in it (a range's span is the range, a day's is the cohort day)
-                    SELECT segment, user_id, first_day, min(day) AS first_segment_day
-                    FROM {by_segment("new_launches", "day, user_id, first_day")} AS expanded
+                    SELECT segment, user_id, first_day, min(first_combo_day) AS first_segment_day
+                    FROM {by_segment("new_combos", "user_id, first_day, first_combo_day")} AS expanded
                     GROUP BY segment, user_id, first_day
                 ), members AS (
                     SELECT windows.label, segment_new.segment, segment_new.user_id,
