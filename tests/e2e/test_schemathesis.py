@@ -29,7 +29,7 @@ OPENAPI = ROOT / "layers/minidrama/minidrama/openapi.yaml"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 APP = "schemathesis-app"  # as in schemathesis.toml
 SEED = 20261128
-MAX_EXAMPLES = 300
+MAX_EXAMPLES = 200
 # The days of the document's examples for `from` and `to` (openapi.yaml), so that its examples read.
 COMPUTED = [date(2026, 11, 22) + timedelta(days=offset) for offset in range(7)]
 

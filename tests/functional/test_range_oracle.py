@@ -49,7 +49,7 @@ def _compare(
 
 
 @settings(
-    max_examples=int(os.environ.get("MINIDRAMA_ORACLE_EXAMPLES", "6")),
+    max_examples=int(os.environ.get("MINIDRAMA_ORACLE_EXAMPLES", "4")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
