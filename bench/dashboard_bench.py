@@ -16,30 +16,16 @@ Usage: .venv/bin/python bench/dashboard_bench.py [--runs 5] [--lake demo-out/lak
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from demo_server import APP, serving_demo
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = "demo-drama"
-PYTHON = sys.executable
-
-
-def _lake(lake: Path, workdir: Path) -> Path:
-    if (lake / "facts").is_dir():
-        return lake
-    out = workdir / "demo"
-    if not (out / "lake" / "facts").is_dir():
-        subprocess.run(
-            [PYTHON, "-m", "minidrama", "demo", "--out", str(out)], check=True, stdout=subprocess.DEVNULL
-        )
-    return out / "lake"
 
 
 def _change(page, select: str, value: str) -> float:
@@ -80,24 +66,8 @@ def main() -> int:
     parser.add_argument("--lake", type=Path, default=ROOT / "demo-out" / "lake")
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "dashboard")
     args = parser.parse_args()
-    lake = _lake(args.lake, args.workdir)
-    token = json.loads(
-        subprocess.run(
-            [PYTHON, "-m", "minidrama", "apps", "token", APP, "--lake", str(lake), "--days", "1"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )["token"]
-    server = subprocess.Popen(
-        [PYTHON, "-m", "minidrama", "serve", "--lake", str(lake), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        base = server.stdout.readline().split("listening on ", 1)[1].split()[0].rstrip("/")
+    with serving_demo(args.lake, args.workdir) as served:
+        lake, base, token = served.lake, served.base, served.token
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -116,9 +86,6 @@ def main() -> int:
                 first = last - timedelta(days=3 + run * 2)  # ranges no preset has
                 timings["custom"].append(_custom(page, first, last - timedelta(days=1)))
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     print(f"lake {lake}: click to the last number drawn, median of {args.runs} (min..max), ms")
     for kind, values in timings.items():
         print(f"  {kind:<7} {statistics.median(values):7.0f}   ({min(values):.0f}..{max(values):.0f})")

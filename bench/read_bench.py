@@ -20,27 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
+from demo_server import APP, serving_demo
+
 ROOT = Path(__file__).resolve().parents[1]
-APP = "demo-drama"
-PYTHON = sys.executable
-
-
-def _lake(lake: Path | None, workdir: Path) -> Path:
-    if lake is not None and (lake / "facts").is_dir():
-        return lake
-    out = workdir / "demo"
-    if not (out / "lake" / "facts").is_dir():
-        subprocess.run(
-            [PYTHON, "-m", "minidrama", "demo", "--out", str(out)], check=True, stdout=subprocess.DEVNULL
-        )
-    return out / "lake"
 
 
 def _get(url: str, token: str) -> tuple[float, int, bytes]:
@@ -59,24 +47,8 @@ def main() -> int:
     parser.add_argument("--lake", type=Path, default=ROOT / "demo-out" / "lake")
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "read")
     args = parser.parse_args()
-    lake = _lake(args.lake, args.workdir)
-    token = json.loads(
-        subprocess.run(
-            [PYTHON, "-m", "minidrama", "apps", "token", APP, "--lake", str(lake), "--days", "1"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )["token"]
-    server = subprocess.Popen(
-        [PYTHON, "-m", "minidrama", "serve", "--lake", str(lake), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        base = server.stdout.readline().split("listening on ", 1)[1].split()[0].rstrip("/")
+    with serving_demo(args.lake, args.workdir) as served:
+        lake, base, token = served.lake, served.base, served.token
         api = f"{base}/v1/apps/{APP}"
         days = json.loads(_get(f"{api}/metrics/days", token)[2])
         last = date.fromisoformat(days["last_day"])
@@ -104,9 +76,6 @@ def main() -> int:
             f"{'metrics as CSV, 35 days':<28} {'':>9} {statistics.median(t for t, _s, _b in csv):>9.0f}"
             f" {len(csv[0][2]):>9,}"
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     return 0
 
 
