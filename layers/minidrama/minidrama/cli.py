@@ -12,6 +12,7 @@ import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from minidrama.config import (
     DEFAULT_REPORT_HOUR,
@@ -110,15 +111,14 @@ def _add_quiet(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _describe_every_command(parser: argparse.ArgumentParser) -> None:
-    """Each subcommand's --help opens with its one-line description (its help in the listing)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            listed = {choice.dest: choice.help for choice in action._choices_actions}
-            for name, subparser in action.choices.items():
-                if subparser.description is None and listed.get(name):
-                    subparser.description = str(listed[name])[0].upper() + str(listed[name])[1:] + "."
-                _describe_every_command(subparser)
+def _command(
+    commands: Any, name: str, *, help: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help opens with a description: its one-line help, unless it has a longer one."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=description or help[0].upper() + help[1:] + "."
+    )
+    return parser
 
 
 def _token_days(text: str) -> int:
@@ -172,28 +172,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"minidrama {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    apps = commands.add_parser("apps", help="register apps, list them, issue read tokens")
+    apps = _command(commands, "apps", help="register apps, list them, issue read tokens")
     apps_commands = apps.add_subparsers(dest="apps_command", required=True, metavar="ACTION")
-    add = apps_commands.add_parser(
-        "add", help="register a new app and print its API key once (exit 2 if it is registered)"
+    add = _command(
+        apps_commands,
+        "add",
+        help="register a new app and print its API key once (exit 2 if it is registered)",
     )
     _add_lake(add)
     add.add_argument("app_id")
     _add_settings(add, new=True)
-    settings = apps_commands.add_parser("set", help="change an app's settings (its API key stays valid)")
+    settings = _command(apps_commands, "set", help="change an app's settings (its API key stays valid)")
     _add_lake(settings)
     settings.add_argument("app_id")
     _add_settings(settings, new=False)
     settings.add_argument("--add-email", nargs="+", metavar="ADDR", help="add report recipients")
     settings.add_argument("--remove-email", nargs="+", metavar="ADDR", help="remove report recipients")
-    rotate_key_parser = apps_commands.add_parser(
-        "rotate-key", help="print a new API key for an app; the old one stops working"
+    rotate_key_parser = _command(
+        apps_commands, "rotate-key", help="print a new API key for an app; the old one stops working"
     )
     _add_lake(rotate_key_parser)
     rotate_key_parser.add_argument("app_id")
-    listing = apps_commands.add_parser("list", help="list registered apps (without keys)")
+    listing = _command(apps_commands, "list", help="list registered apps (without keys)")
     _add_lake(listing)
-    token = apps_commands.add_parser(
+    token = _command(
+        apps_commands,
         "token",
         help="print a read token for the read API and the dashboard (never stored; expires)",
         description="Print one JSON line {app_id, token, expires_at} and the dashboard's address. The"
@@ -213,20 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=LOCAL_API_URL,
         help=f"the API's base URL, for the dashboard link (default {LOCAL_API_URL}, minidrama serve)",
     )
-    rotate = apps_commands.add_parser(
+    rotate = _command(
+        apps_commands,
         "rotate-read-secret",
         help="replace the read tokens' signing secret: every read token issued so far stops working",
     )
     _add_lake(rotate)
     _add_secret_id(rotate)
 
-    ingest = commands.add_parser("ingest", help="ingest NDJSON files of events")
+    ingest = _command(commands, "ingest", help="ingest NDJSON files of events")
     _add_lake(ingest)
     ingest.add_argument("--app", required=True, help="the app the events belong to")
     ingest.add_argument("files", nargs="+", metavar="FILE", help="NDJSON: one event (JSON object) per line")
     _add_quiet(ingest)
 
-    compute = commands.add_parser("compute", help="compute the daily metrics documents")
+    compute = _command(commands, "compute", help="compute the daily metrics documents")
     _add_lake(compute)
     compute.add_argument("--app", required=True, help="the app to compute")
     compute.add_argument(
@@ -235,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     compute.add_argument("--to", type=_day, help="last day to compute, YYYY-MM-DD (default: --date)")
     _add_quiet(compute)
 
-    query = commands.add_parser(
+    query = _command(
+        commands,
         "query",
         help="print the range document of any date range (JSON or CSV), from the stored facts",
         description="The range document of the days FROM..TO (SPEC section 7): every metric over the"
@@ -250,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--out", type=Path, metavar="FILE", help="write to FILE instead of standard output")
 
-    export = commands.add_parser(
+    export = _command(
+        commands,
         "export",
         help="print the daily series of a date range as CSV: one row per day, one column per metric",
         description="The daily documents of FROM..TO as CSV, one row per day and one column per metric"
@@ -267,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, metavar="FILE", help="write to FILE instead of standard output")
 
-    report = commands.add_parser("report", help="render the daily report (HTML, PDF, email)")
+    report = _command(commands, "report", help="render the daily report (HTML, PDF, email)")
     _add_lake(report)
     report.add_argument("--app", required=True, help="the app to report on")
     report.add_argument("--date", required=True, type=_day, help="the day, YYYY-MM-DD (computed before)")
@@ -286,15 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_secret_id(report)
 
-    serve = commands.add_parser(
-        "serve", help="serve the HTTP API (events, read API, dashboard) on the local lake"
+    serve = _command(
+        commands, "serve", help="serve the HTTP API (events, read API, dashboard) on the local lake"
     )
     _add_lake(serve)
     serve.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0 picks a free one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
 
-    demo = commands.add_parser(
-        "demo", help="simulate a demo app for weeks, compute every day, render the report"
+    demo = _command(
+        commands, "demo", help="simulate a demo app for weeks, compute every day, render the report"
     )
     demo.add_argument(
         "--out", type=Path, default=Path("demo-out"), help="where the demo writes (default ./demo-out)"
@@ -302,7 +308,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lake", help="the lake to fill (default: OUT/lake, created fresh by the demo)")
     demo.add_argument("--days", type=int, default=35, help="how many days to simulate (default 35)")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the simulation (default 7)")
-    _describe_every_command(parser)
     return parser
 
 
