@@ -48,7 +48,7 @@ def _stand_in_report(app_id: str, day: date, documents: Any, link: Any = None, *
     view = build_view(app_id, day, documents)  # refuses a day without its document, as the real one
     return RenderedReport(
         app_id=app_id,
-        day=day,
+        period=view.period,
         html=f"<html><body data-date='{day.isoformat()}'>report</body></html>",
         pdf=b"%PDF-1.7 stand-in",
         email_html="<p>report</p>",

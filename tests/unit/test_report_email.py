@@ -256,7 +256,7 @@ def test_the_plain_text_carries_every_headline_number(demo_like_report):
     view = demo_like_report.view
     assert view is not None
     for row in view.dashboard:
-        assert f"  {row.label}" in text and row.text in text and row.change_day in text, row.label
+        assert f"  {row.label}" in text and row.text in text and row.comparisons[0].change in text, row.label
     # AND every rate says what it is of
     assert "Paying user rate, of active users" in text
     assert "Loading success rate" in text and "of launch attempts" in text

@@ -135,8 +135,9 @@ def test_a_change_that_rounds_to_zero_is_neutral():
         docs[DAY]["segments"]["all"]["behavior"]["average_visit_count"] + 1e-6
     )
     rows = {row.path: row for row in build_view(APP, DAY, docs).behavior}
-    assert rows["behavior.average_visit_count"].change_day == "0.0%"
-    assert rows["behavior.average_visit_count"].tone_day == "neutral"
+    day_before = rows["behavior.average_visit_count"].comparisons[0]
+    assert day_before.change == "0.0%"
+    assert day_before.tone == "neutral"
 
 
 # --- the view model ------------------------------------------------------------------------------
@@ -292,10 +293,12 @@ def test_kpis_compare_with_the_day_before_and_seven_days_before(report_with_gaps
     docs, report = report_with_gaps
     active = {row.path: row for row in report.view.dashboard}["dashboard.active_users"]
     yesterday = docs[DAY - timedelta(days=1)]["segments"]["all"]["dashboard"]["active_users"]
-    assert active.day_before == yesterday
-    assert active.change_day == format_change(active.value, yesterday, "count")
+    day_before, week_before = active.comparisons
+    assert (day_before.baseline.vs, week_before.baseline.vs) == ("vs day before", "vs 7 days before")
+    assert day_before.value == yesterday
+    assert day_before.change == format_change(active.value, yesterday, "count")
     # THEN the comparison with a missing day is unknown, not a 100% jump
-    assert active.week_before is None and active.change_week == "—"
+    assert week_before.value is None and week_before.change == "—"
 
 
 def test_a_day_without_payers_shows_dashes_not_zeros():
@@ -393,7 +396,7 @@ def test_the_kpi_cards_put_money_and_retention_beside_the_user_counts(report_wit
     d1 = docs[DAY]["segments"]["all"]["retention"]["new"]["d1"]
     card = {row.path: row for row in report.view.dashboard}["retention.new.d1.rate"]
     assert card.context == f"{d1['retained']:,} of {d1['cohort_size']:,} new users of Nov 27"
-    assert card.change_day.endswith(" pp")
+    assert card.comparisons[0].change.endswith(" pp")
 
 
 def test_every_rate_the_report_shows_says_what_it_is_a_share_of(report_with_gaps):

@@ -10,9 +10,10 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from minidrama.config import (
     DEFAULT_REPORT_HOUR,
@@ -40,6 +41,9 @@ from minidrama.tokens import (
     issue_token,
 )
 
+if TYPE_CHECKING:
+    from minidrama.report.period import ReportPeriod
+
 __all__ = ["main"]
 
 
@@ -48,6 +52,23 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-28") from error
+
+
+def _report_period(kind: str) -> Callable[[str], ReportPeriod]:
+    """The --date / --week / --month of ``report``: the period of that report."""
+
+    def period(text: str) -> ReportPeriod:
+        # The report package is imported by the report command only (it loads the renderer).
+        from minidrama.report.period import ReportPeriod
+
+        if kind == "daily":
+            return ReportPeriod.day(_day(text))
+        try:
+            return ReportPeriod.parse_week(text) if kind == "weekly" else ReportPeriod.parse_month(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    return period
 
 
 def _port(text: str) -> int:
@@ -273,10 +294,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, metavar="FILE", help="write to FILE instead of standard output")
 
-    report = _command(commands, "report", help="render the daily report (HTML, PDF, email)")
+    report = _command(
+        commands, "report", help="render the daily, weekly or monthly report (HTML, PDF, email)"
+    )
     _add_lake(report)
     report.add_argument("--app", required=True, help="the app to report on")
-    report.add_argument("--date", required=True, type=_day, help="the day, YYYY-MM-DD (computed before)")
+    period = report.add_mutually_exclusive_group(required=True)
+    period.add_argument(
+        "--date",
+        type=_report_period("daily"),
+        dest="period",
+        metavar="DATE",
+        help="the daily report of a day, YYYY-MM-DD (computed before)",
+    )
+    period.add_argument(
+        "--week",
+        type=_report_period("weekly"),
+        dest="period",
+        metavar="WEEK",
+        help="the weekly report of an ISO week, e.g. 2026-W48 (its days computed before)",
+    )
+    period.add_argument(
+        "--month",
+        type=_report_period("monthly"),
+        dest="period",
+        metavar="MONTH",
+        help="the monthly report of a month, e.g. 2026-11 (its days computed before)",
+    )
     report.add_argument("--email-to", nargs="+", metavar="ADDR", help="recipients (default: the app's)")
     report.add_argument(
         "--dashboard-url",
@@ -488,7 +532,7 @@ def _run(args: argparse.Namespace) -> int:
 
         validate_recipients(args.email_to or [])
         app = _app_with_data(storage, args.app, "metrics")
-        _not_after(app, args.date, ended=True)
+        _not_after(app, args.period.last, ended=True)
         local = not storage.uri.startswith("s3://")
         base_url = args.dashboard_url or (LOCAL_API_URL if local else None)
         links = None
@@ -496,7 +540,7 @@ def _run(args: argparse.Namespace) -> int:
             links = DashboardLinks(
                 base_url, _read_secret(storage, args.secret_id, create=True), args.link_days
             )
-        return report_command(storage, app, args.date, args.email_to, links)
+        return report_command(storage, app, args.period, args.email_to, links)
     if args.command == "serve":
         from minidrama.server import serve
 

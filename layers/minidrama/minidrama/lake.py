@@ -12,7 +12,9 @@ Layout (SPEC section 3, plus the project's own areas)::
     metrics/app_id={app}/week={YYYY-Www}/metrics.json    range documents of complete ISO weeks
     metrics/app_id={app}/month={YYYY-MM}/metrics.json    and of complete months
     facts/{table}/app_id={app}/dt={YYYY-MM-DD}/...        stored facts (public; minidrama.metrics.facts)
-    reports/app_id={app}/dt={YYYY-MM-DD}/report.html | report.pdf | report.eml
+    reports/app_id={app}/dt={YYYY-MM-DD}/report.html | report.pdf | report.eml | status.json | sent/
+    reports/app_id={app}/week={YYYY-Www}/...             weekly reports, the same files
+    reports/app_id={app}/month={YYYY-MM}/...             and monthly ones
     state/app_id={app}/day_facts/dt={YYYY-MM-DD}/...     per-day facts of the metrics engine
     config/apps.json                                     registered apps (key hashes, settings)
     config/rates.json                                    currency conversion rates
@@ -44,6 +46,7 @@ __all__ = [
     "week_metrics_key",
     "month_metrics_key",
     "report_key",
+    "period_report_key",
     "state_prefix",
     "APPS_CONFIG_KEY",
     "RATES_CONFIG_KEY",
@@ -90,7 +93,12 @@ def month_metrics_key(app_id: str, month: str) -> str:
 
 
 def report_key(app_id: str, day: date | str, filename: str) -> str:
-    return f"reports/app_id={app_id}/dt={_iso(day)}/{filename}"
+    return period_report_key(app_id, f"dt={_iso(day)}", filename)
+
+
+def period_report_key(app_id: str, partition: str, filename: str) -> str:
+    """A report's file under its period's partition: ``dt=…``, ``week=2026-W48`` or ``month=2026-11``."""
+    return f"reports/app_id={app_id}/{partition}/{filename}"
 
 
 def state_prefix(app_id: str) -> str:

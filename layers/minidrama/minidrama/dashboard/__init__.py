@@ -124,5 +124,9 @@ class DashboardLinks:
 
     def for_day(self, app_id: str, day: date, now: datetime) -> DashboardLink:
         """A link to the dashboard on ``day`` alone, with a new token valid ``days`` days from ``now``."""
+        return self.for_range(app_id, day, day, now)
+
+    def for_range(self, app_id: str, first: date, last: date, now: datetime) -> DashboardLink:
+        """A link to the dashboard on ``first`` … ``last`` (a weekly or monthly report's days)."""
         token = issue_token(self.secret.current(), app_id, now + timedelta(days=self.days))
-        return DashboardLink(dashboard_url(self.base_url, app_id, token.token, day, day), token.expires_at)
+        return DashboardLink(dashboard_url(self.base_url, app_id, token.token, first, last), token.expires_at)

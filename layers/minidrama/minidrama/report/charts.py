@@ -148,19 +148,23 @@ def _trend(
     return spec
 
 
-def trend_alt(trends: Sequence[TrendPoint], series: Sequence[Series], currency: str) -> str:
-    """``Active users, last 31 days: 612 → 1,448 (min 590, max 1,512)`` for each series."""
+def trend_alt(
+    trends: Sequence[TrendPoint], series: Sequence[Series], currency: str, span: str | None = None
+) -> str:
+    """``Active users, last 31 days: 612 → 1,448 (min 590, max 1,512)`` for each series; ``span``
+    names the days when they are not the last N (``Nov 23–29``)."""
+    span = span or f"last {len(trends)} days"
     parts = []
     for line in series:
         known = [value for value in (line.read(point) for point in trends) if value is not None]
         if not known:
-            parts.append(f"{line.label}, last {len(trends)} days: no data")
+            parts.append(f"{line.label}, {span}: no data")
             continue
         first, last, low, high = (
             format_value(value, line.kind, currency)
             for value in (known[0], known[-1], min(known), max(known))
         )
-        parts.append(f"{line.label}, last {len(trends)} days: {first} → {last} (min {low}, max {high})")
+        parts.append(f"{line.label}, {span}: {first} → {last} (min {low}, max {high})")
     gaps = sum(point.missing for point in trends)
     gap_note = f" No metrics for {gaps} of the days." if gaps else ""
     return "; ".join(parts) + "." + gap_note
@@ -313,6 +317,7 @@ def chart_specs(view: ReportView) -> list[Chart]:
     """Every chart of the report, in page order. A pie without any GMV is left out (the page says so)."""
     symbol = CURRENCY_SYMBOLS.get(view.currency)
     trends = view.trends
+    span = None if view.period.kind == "daily" else f"by day, {view.period.short}"
 
     def trend(
         chart_id: str, title: str, series: Sequence[Series], axis_title: str, axis_format: str = ",~s"
@@ -320,7 +325,7 @@ def chart_specs(view: ReportView) -> list[Chart]:
         return Chart(
             chart_id,
             title,
-            trend_alt(trends, series, view.currency),
+            trend_alt(trends, series, view.currency, span),
             _trend(title, trends, series, axis_title, axis_format),
         )
 

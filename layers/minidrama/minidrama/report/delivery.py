@@ -3,7 +3,10 @@
 Each recipient gets their own message (so no recipient sees the others' addresses) and has a
 marker object in the lake::
 
-    reports/app_id={app}/dt={YYYY-MM-DD}/sent/{sha256(recipient)}.json
+    reports/app_id={app}/{period}/sent/{sha256(recipient)}.json
+
+(``{period}`` is ``dt=2026-11-30``, ``week=2026-W48`` or ``month=2026-11``: a daily, weekly and
+monthly report are three reports, each sent once.)
 
 Before sending, the marker is created with a conditional put (S3 ``If-None-Match: *``, an
 exclusive create on a local lake) in state ``sending``, with a random claim token; only the run
@@ -21,11 +24,12 @@ import json
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from minidrama.lake import NotFoundError, Storage, report_key
+from minidrama.lake import NotFoundError, Storage
 from minidrama.report.email import build_email
+from minidrama.report.period import ReportPeriod, as_period
 from minidrama.report.render import RenderedReport
 
 __all__ = [
@@ -74,8 +78,8 @@ def recipient_hash(recipient: str) -> str:
     return hashlib.sha256(recipient.strip().lower().encode()).hexdigest()
 
 
-def sent_marker_key(app_id: str, day: Any, recipient: str) -> str:
-    return report_key(app_id, day, f"sent/{recipient_hash(recipient)}.json")
+def sent_marker_key(app_id: str, period: ReportPeriod | date, recipient: str) -> str:
+    return as_period(period).report_key(app_id, f"sent/{recipient_hash(recipient)}.json")
 
 
 def send_raw(client: Any, sender: str, recipient: str, raw: bytes) -> str:
@@ -148,7 +152,7 @@ def deliver_report(
         if recipient_hash(recipient) in seen:
             continue
         seen.add(recipient_hash(recipient))
-        key = sent_marker_key(report.app_id, report.day, recipient)
+        key = sent_marker_key(report.app_id, report.period, recipient)
         outcome = _claim(storage, key, recipient, now())
         if outcome == "sent":
             result.already_sent.append(recipient)
@@ -168,14 +172,14 @@ def deliver_report(
     if result.failed:
         names = "; ".join(f"{recipient}: {reason}" for recipient, reason in result.failed.items())
         raise DeliveryError(
-            f"SES did not accept the report of {report.app_id} for {report.day}: {names}", result
+            f"SES did not accept the report of {report.app_id} for {report.period.label}: {names}", result
         )
     if result.in_progress:
         # Not sent by this run and not known to be sent: fail, so the run is retried (and the
         # errors alarm fires if it never gets through) instead of ending quietly.
         names = ", ".join(result.in_progress)
         raise DeliveryError(
-            f"the report of {report.app_id} for {report.day} is being sent to {names} by another run"
+            f"the report of {report.app_id} for {report.period.label} is being sent to {names} by another run"
             f" (a claim younger than {CLAIM_TIMEOUT}); retry later",
             result,
         )

@@ -27,7 +27,9 @@ NO_RECIPIENTS = "undisclosed-recipients:;"
 
 
 def pdf_filename(report: RenderedReport) -> str:
-    return f"{report.app_id}-report-{report.day.isoformat()}.pdf"
+    """``demo-drama-report-2026-11-30.pdf``; ``demo-drama-weekly-report-2026-W48.pdf``."""
+    kind = "" if report.period.kind == "daily" else f"{report.period.kind}-"
+    return f"{report.app_id}-{kind}report-{report.period.label}.pdf"
 
 
 def build_email(
@@ -44,7 +46,7 @@ def build_email(
     message["To"] = ", ".join(recipients) if recipients else NO_RECIPIENTS
     message["Date"] = format_datetime(sent_at or datetime.now(UTC))
     message["Message-ID"] = make_msgid(
-        idstring=f"{report.app_id}.{report.day.isoformat()}", domain=_domain(sender)
+        idstring=f"{report.app_id}.{report.period.label}", domain=_domain(sender)
     )
     # RFC 3834: an automatic message, so auto-responders don't answer it.
     message["Auto-Submitted"] = "auto-generated"

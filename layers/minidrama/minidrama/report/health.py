@@ -27,12 +27,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from minidrama.lake import Storage, events_partition
 from minidrama.metrics.compaction import readable_files
-from minidrama.metrics.window import day_window
+from minidrama.metrics.window import DayWindow, day_window
 
 __all__ = [
     "DEFAULT_RECOMPUTE_DAYS",
@@ -99,12 +99,14 @@ def read_data_health(
     timezone: str = "UTC",
     recompute_days: int = DEFAULT_RECOMPUTE_DAYS,
     top: int = TOP_REASONS,
+    first: date | None = None,
 ) -> DataHealth:
-    """Accepted and rejected events of ``app_id`` on ``day`` (a calendar day in ``timezone``).
+    """Accepted and rejected events of ``app_id`` on ``day`` (a calendar day in ``timezone``), or
+    on the days ``first`` … ``day`` (a weekly or monthly report's).
 
     ``recompute_days`` is the deployment's ``RECOMPUTE_DAYS``: it says which days may still change.
     """
-    window = day_window(day, timezone)
+    window = _span_window(first or day, day, timezone)
     problems: list[str] = []
     accepted: int | None = 0
     for utc_date, hour in window.hours:
@@ -120,7 +122,11 @@ def read_data_health(
                 accepted += rows
     rejected = 0
     reasons: Counter[str] = Counter()
-    receipt_dates = sorted({window.start.date(), (window.end - timedelta(microseconds=1)).date()})
+    last_receipt = (window.end - timedelta(microseconds=1)).date()
+    receipt_dates = [
+        window.start.date() + timedelta(days=offset)
+        for offset in range((last_receipt - window.start.date()).days + 1)
+    ]
     for receipt_date in receipt_dates:
         for info in storage.list(_quarantine_partition(app_id, receipt_date)):
             if not info.key.endswith(".jsonl"):
@@ -151,6 +157,11 @@ def read_data_health(
         recompute_days=recompute_days,
         problems=tuple(problems),
     )
+
+
+def _span_window(first: date, last: date, timezone: str) -> DayWindow:
+    """The UTC window of the days ``first`` … ``last`` in ``timezone``."""
+    return replace(day_window(last, timezone), start=day_window(first, timezone).start)
 
 
 def _quarantine_partition(app_id: str, received: date) -> str:

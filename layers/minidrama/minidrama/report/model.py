@@ -18,7 +18,7 @@ the document of day C + N, so the table of the last 30 cohorts needs the whole w
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any, Literal, TypedDict, cast
 
@@ -32,6 +32,7 @@ from minidrama.report.format import (
     is_no_change,
 )
 from minidrama.report.health import DataHealth
+from minidrama.report.period import ReportPeriod, span_text
 
 __all__ = [
     "WINDOW_DAYS",
@@ -46,6 +47,11 @@ __all__ = [
     "ReportView",
     "window_days",
     "build_view",
+    "build_period_view",
+    "PeriodDocuments",
+    "Baseline",
+    "Comparison",
+    "RangeDocument",
     "segment_label",
     "FUNNEL_STAGE_LABELS",
 ]
@@ -95,11 +101,14 @@ class BehaviorMetrics(TypedDict):
     effectively_active_users: int
 
 
-class RetentionValue(TypedDict):
-    cohort_date: str
+class RetentionTotal(TypedDict):
     cohort_size: int
     retained: int
     rate: float | None
+
+
+class RetentionValue(RetentionTotal):
+    cohort_date: str
 
 
 class RetentionByDays(TypedDict):
@@ -112,6 +121,35 @@ class RetentionByDays(TypedDict):
 class RetentionMetrics(TypedDict):
     new: RetentionByDays
     active: RetentionByDays
+
+
+class CohortReturn(TypedDict):
+    retained: int
+    rate: float | None
+
+
+class CohortRow(TypedDict):
+    """One cohort day of a range document's retention; dN is None when C + N is after the range."""
+
+    cohort_date: str
+    cohort_size: int
+    d1: CohortReturn | None
+    d7: CohortReturn | None
+    d14: CohortReturn | None
+    d30: CohortReturn | None
+
+
+class RangeRetentionByDays(TypedDict):
+    cohorts: list[CohortRow]
+    d1: RetentionTotal
+    d7: RetentionTotal
+    d14: RetentionTotal
+    d30: RetentionTotal
+
+
+class RangeRetentionMetrics(TypedDict):
+    new: RangeRetentionByDays
+    active: RangeRetentionByDays
 
 
 Breakdown = dict[str, int]
@@ -158,11 +196,14 @@ class FunnelMetrics(TypedDict):
     redeem: list[FunnelStageMetrics]
 
 
-class LtvValue(TypedDict):
-    cohort_date: str
+class LtvTotal(TypedDict):
     cohort_size: int
     revenue: float
     value: float | None
+
+
+class LtvValue(LtvTotal):
+    cohort_date: str
 
 
 class LtvByDays(TypedDict):
@@ -171,13 +212,27 @@ class LtvByDays(TypedDict):
     d30: LtvValue
 
 
-class IapUsersMetrics(TypedDict):
+class RangeLtv(TypedDict):
+    range: LtvTotal
+    d0: LtvTotal
+    d7: LtvTotal
+    d30: LtvTotal
+
+
+class _IapUsers(TypedDict):
     paying_users: int
     paying_user_rate: float | None
     repeat_paying_users: int
     repeat_paying_user_rate: float | None
     arppu: float | None
+
+
+class IapUsersMetrics(_IapUsers):
     ltv: LtvByDays
+
+
+class RangeIapUsersMetrics(_IapUsers):
+    ltv: RangeLtv
 
 
 class RedeemedProduct(TypedDict):
@@ -204,19 +259,32 @@ class PerformanceMetrics(TypedDict):
     average_launch_ms: Number | None
 
 
-class Segment(TypedDict):
-    """One segment ``M`` of a daily document (SPEC section 6)."""
-
+class _Segment(TypedDict):
     dashboard: DashboardMetrics
     behavior: BehaviorMetrics
-    retention: RetentionMetrics
     profile: ProfileMetrics
     device: DeviceMetrics
     entry_points: dict[str, EntryPointMetrics]
     funnel: FunnelMetrics
-    iap_users: IapUsersMetrics
     iap_orders: IapOrdersMetrics
     performance: PerformanceMetrics
+
+
+class Segment(_Segment):
+    """One segment ``M`` of a daily document (SPEC section 6)."""
+
+    retention: RetentionMetrics
+    iap_users: IapUsersMetrics
+
+
+class RangeSegment(_Segment):
+    """One segment of a range document (SPEC section 7): retention and LTV have their range forms."""
+
+    retention: RangeRetentionMetrics
+    iap_users: RangeIapUsersMetrics
+
+
+AnySegment = Segment | RangeSegment
 
 
 class MetricsDocument(TypedDict):
@@ -229,6 +297,22 @@ class MetricsDocument(TypedDict):
     segments: dict[str, Segment]
 
 
+RangeDocument = TypedDict(
+    "RangeDocument",
+    {
+        "schema_version": int,
+        "app_id": str,
+        "kind": str,
+        "from": str,
+        "to": str,
+        "timezone": str,
+        "currency": str,
+        "generated_at": str,
+        "segments": dict[str, RangeSegment],
+    },
+)
+
+
 # --- the metrics the report shows, each defined once -------------------------------------------
 
 
@@ -237,19 +321,26 @@ class Metric:
     """A number of a segment: its path (``data-metric``), label, kind and how to read it.
 
     ``of`` names what a rate or an average is taken of ("of active users"): shown beside the
-    label wherever the metric is, so no rate reads without its denominator.
+    label wherever the metric is, so no rate reads without its denominator; ``of_range`` is what
+    it is of in a range document (a weekly or monthly report), where that differs.
     """
 
     key: str
     label: str
     kind: Kind
-    read: Callable[[Segment], Number | None] = field(compare=False, repr=False)
+    read: Callable[[AnySegment], Number | None] = field(compare=False, repr=False)
     higher_is_better: bool = True
     of: str = ""
+    of_range: str = ""
+    label_range: str = ""
 
-    def value(self, segment: Segment | None) -> Number | None:
+    def value(self, segment: AnySegment | None) -> Number | None:
         """The metric in ``segment``; None for a missing segment (a missing day, an absent OS)."""
         return None if segment is None else self.read(segment)
+
+    def over_range(self) -> Metric:
+        """The metric as a range document defines it (its ``of`` says so)."""
+        return replace(self, of=self.of_range or self.of, label=self.label_range or self.label)
 
 
 TOTAL_USERS = Metric("dashboard.total_users", "Total users", "count", lambda s: s["dashboard"]["total_users"])
@@ -319,6 +410,7 @@ DAY1_RETENTION_NEW = Metric(
     "rate",
     lambda s: s["retention"]["new"]["d1"]["rate"],
     of="of the day before's new users",
+    of_range="of each day's new users, summed over the days but the last",
 )
 DAY1_RETENTION_ACTIVE = Metric(
     "retention.active.d1.rate",
@@ -326,18 +418,23 @@ DAY1_RETENTION_ACTIVE = Metric(
     "rate",
     lambda s: s["retention"]["active"]["d1"]["rate"],
     of="of the day before's active users",
+    of_range="of each day's active users, summed over the days but the last",
 )
 DAY1_COHORT_NEW = Metric(
     "retention.new.d1.cohort_size",
     "New users the day before",
     "count",
     lambda s: s["retention"]["new"]["d1"]["cohort_size"],
+    label_range="New users of the cohort days",
+    of_range="summed over all days but the last",
 )
 DAY1_COHORT_ACTIVE = Metric(
     "retention.active.d1.cohort_size",
     "Active users the day before",
     "count",
     lambda s: s["retention"]["active"]["d1"]["cohort_size"],
+    label_range="Active users of the cohort days",
+    of_range="summed over all days but the last",
 )
 LOADING_SUCCESS_RATE = Metric(
     "performance.loading_success_rate",
@@ -406,6 +503,7 @@ BEHAVIOR_METRICS = (
     Metric("behavior.total_users", "Total users to date", "count", lambda s: s["behavior"]["total_users"]),
 )
 PERFORMANCE_METRICS = (LOADING_SUCCESS_RATE, AVERAGE_LAUNCH)
+DAY1_METRICS = (DAY1_COHORT_NEW, DAY1_RETENTION_NEW, DAY1_COHORT_ACTIVE, DAY1_RETENTION_ACTIVE)
 
 
 @dataclass(frozen=True)
@@ -413,41 +511,48 @@ class Kpi:
     """A headline card: its metric and a line saying what the number is of."""
 
     metric: Metric
-    context: Callable[[Segment, date], str] = field(compare=False, repr=False)
+    context: Callable[[AnySegment, ReportPeriod], str] = field(compare=False, repr=False)
 
 
 def _share_text(part: Number | None, whole: Number | None, of: str) -> str:
     return f"{format_rate(part / whole if part is not None and whole else None)} {of}"
 
 
-def _short_day(day: date) -> str:
-    return day.strftime("%b %-d")
+def _day1_cohorts(period: ReportPeriod) -> str:
+    """The cohort days whose day-1 retention a period's document holds: each day but the last
+    (the day before, for a day)."""
+    if period.kind == "daily":
+        return span_text(period.first - timedelta(days=1), period.first - timedelta(days=1))
+    return span_text(period.first, period.last - timedelta(days=1))
 
 
 KPIS = (
-    Kpi(ACTIVE_USERS, lambda s, day: f"launched the app on {_short_day(day)}"),
+    Kpi(ACTIVE_USERS, lambda s, period: f"launched the app {period.on}"),
     Kpi(
         NEW_USERS,
-        lambda s, day: _share_text(
+        lambda s, period: _share_text(
             s["dashboard"]["new_users"], s["dashboard"]["active_users"], "of active users"
         ),
     ),
     Kpi(
         PAYING_USERS,
-        lambda s, day: f"{format_rate(s['iap_users']['paying_user_rate'])} of active users",
+        lambda s, period: f"{format_rate(s['iap_users']['paying_user_rate'])} of active users",
     ),
-    Kpi(GMV, lambda s, day: f"{format_count(s['iap_orders']['all']['recharge_orders'])} recharge orders"),
+    Kpi(
+        GMV,
+        lambda s, period: f"{format_count(s['iap_orders']['all']['recharge_orders'])} recharge orders",
+    ),
     Kpi(
         DAY1_RETENTION_NEW,
-        lambda s, day: (
+        lambda s, period: (
             f"{format_count(s['retention']['new']['d1']['retained'])} of "
             f"{format_count(s['retention']['new']['d1']['cohort_size'])} new users of "
-            f"{_short_day(day - timedelta(days=1))}"
+            f"{_day1_cohorts(period)}"
         ),
     ),
-    Kpi(ARPPU, lambda s, day: "GMV per paying user"),
-    Kpi(MEDIAN_TIME_PER_USER, lambda s, day: "over active users"),
-    Kpi(TOTAL_USERS, lambda s, day: f"launched by {_short_day(day)}, ever"),
+    Kpi(ARPPU, lambda s, period: "GMV per paying user"),
+    Kpi(MEDIAN_TIME_PER_USER, lambda s, period: "over active users"),
+    Kpi(TOTAL_USERS, lambda s, period: f"launched by {period.last.strftime('%b %-d')}, ever"),
 )
 
 FUNNEL_STAGE_LABELS = {
@@ -486,7 +591,7 @@ class AttributeDefinition:
     group: AttributeGroup
     attribute: str
     label: str
-    read: Callable[[Segment, CohortKind], Breakdown] = field(compare=False, repr=False)
+    read: Callable[[AnySegment, CohortKind], Breakdown] = field(compare=False, repr=False)
 
 
 PROFILE_ATTRIBUTES = (
@@ -505,13 +610,34 @@ PROFILE_ATTRIBUTES = (
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """What the report's numbers are compared with: the day before, 7 days before, the week before…"""
+
+    heading: str  # a column head: "Day before"
+    vs: str  # after a change: "vs day before"
+    source: str  # the compared document's day or period ("2026-11-29", "2026-W47"): data-date
+    hint: str = ""  # beside "Change" on a phone, where the compared value's column is hidden
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A metric's value in a baseline, and the change from it to the report's value."""
+
+    baseline: Baseline
+    value: Number | None
+    text: str
+    change: str
+    tone: Literal["good", "bad", "neutral"]
+
+
+@dataclass(frozen=True)
 class MetricRow:
-    """One metric of the day with its value the day before and 7 days before."""
+    """One metric of the report's day or period, with its values in the report's baselines."""
 
     metric: Metric
     value: Number | None
-    day_before: Number | None
-    week_before: Number | None
+    previous: tuple[Number | None, ...]  # one per baseline
+    baselines: tuple[Baseline, ...]
     currency: str
     context: str = ""  # a KPI card's line under the number
 
@@ -536,30 +662,19 @@ class MetricRow:
         return format_value(self.value, self.kind, self.currency)
 
     @property
-    def day_before_text(self) -> str:
-        return format_value(self.day_before, self.kind, self.currency)
+    def comparisons(self) -> list[Comparison]:
+        return [
+            Comparison(
+                baseline,
+                previous,
+                format_value(previous, self.kind, self.currency),
+                format_change(self.value, previous, self.kind),
+                self._tone(previous),
+            )
+            for baseline, previous in zip(self.baselines, self.previous, strict=True)
+        ]
 
-    @property
-    def week_before_text(self) -> str:
-        return format_value(self.week_before, self.kind, self.currency)
-
-    @property
-    def change_day(self) -> str:
-        return format_change(self.value, self.day_before, self.kind)
-
-    @property
-    def change_week(self) -> str:
-        return format_change(self.value, self.week_before, self.kind)
-
-    @property
-    def tone_day(self) -> str:
-        return self._tone(self.day_before)
-
-    @property
-    def tone_week(self) -> str:
-        return self._tone(self.week_before)
-
-    def _tone(self, previous: Number | None) -> str:
+    def _tone(self, previous: Number | None) -> Literal["good", "bad", "neutral"]:
         direction = change_direction(self.value, previous)
         if direction in {"none", "flat"} or is_no_change(format_change(self.value, previous, self.kind)):
             return "neutral"
@@ -568,9 +683,11 @@ class MetricRow:
 
 @dataclass(frozen=True)
 class LtvRow:
-    key: Literal["d0", "d7", "d30"]
-    days: int
-    cohort_date: str
+    """One LTV window: ``key`` is its key under ``iap_users.ltv`` (d0, d7, d30; range)."""
+
+    key: str
+    label: str  # "Day 7"
+    cohort: str  # the cohort's day(s): "2026-11-23", "Nov 1–23"
     cohort_size: int
     revenue: float
     value: float | None
@@ -617,11 +734,13 @@ class PieSlice:
 
 @dataclass(frozen=True)
 class RetentionCell:
-    """dN of one cohort: ``pending`` (C + N is after the report's day), ``missing`` (the document
-    of C + N is missing) or ``value`` (as that document published it)."""
+    """dN of one cohort: ``pending`` (C + N is after the report's last day), ``missing`` (the
+    document of C + N is missing) or ``value`` (as the document published it). ``path`` and
+    ``source`` say where: the key in the segment and the document's day or period."""
 
     days: int
-    measured_on: date
+    path: str
+    source: str
     state: Literal["pending", "missing", "value"]
     rate: float | None = None
     retained: int | None = None
@@ -636,9 +755,12 @@ class CohortRetention:
 
 @dataclass(frozen=True)
 class RetentionRow:
+    """A cohort day's retention; or, with ``total``, a period's totals over its cohort rows."""
+
     cohort_date: date
     new: CohortRetention
     active: CohortRetention
+    total: bool = False
 
     def of(self, cohort: CohortKind) -> CohortRetention:
         return self.new if cohort == "new" else self.active
@@ -747,10 +869,15 @@ class BySegmentTable:
 
 @dataclass
 class ReportView:
-    """Everything the template shows, in the order it shows it."""
+    """Everything the template shows, in the order it shows it.
+
+    ``day`` is the period's last day; ``days`` the days of the trend charts (the daily report's
+    window of 31, or the period's own days).
+    """
 
     app_id: str
-    day: date
+    period: ReportPeriod
+    baselines: tuple[Baseline, ...]
     timezone: str
     currency: str
     generated_at: str
@@ -773,23 +900,31 @@ class ReportView:
     trends: list[TrendPoint]
     gmv_by: dict[SegmentKind, list[PieSlice]] = field(default_factory=dict)
     health: DataHealth | None = None
+    retention_total: RetentionRow | None = None  # a period's totals (SPEC 7.2)
+    retention_days: tuple[int, ...] = RETENTION_DAYS  # the dN columns shown
+    missing_baselines: list[Baseline] = field(default_factory=list)  # a period report's, without a document
+
+    @property
+    def day(self) -> date:
+        return self.period.last
 
     def row(self, metric: Metric) -> MetricRow:
-        """The day's row of ``metric`` among the KPIs, monetization and performance."""
+        """The report's row of ``metric`` among the KPIs, monetization and performance."""
         for candidate in [*self.dashboard, *self.monetization, *self.performance]:
-            if candidate.metric == metric:
+            if candidate.metric.key == metric.key:
                 return candidate
         raise LookupError(f"the report shows no row of {metric.key}")
 
     @property
     def email_retention(self) -> tuple[list[RetentionRow], list[RetentionRow]]:
-        """The email's cohorts: the last :data:`EMAIL_COHORT_ROWS`, and the older ones whose D30 was
-        published on the report's day (the rows in between are in the PDF)."""
+        """The email's cohorts: the last :data:`EMAIL_COHORT_ROWS`, and (a daily report) the older
+        ones whose D30 was published on the report's day (the rows in between are in the PDF)."""
         recent = self.retention[:EMAIL_COHORT_ROWS]
         oldest = [
             row
             for row in self.retention[EMAIL_COHORT_ROWS:]
-            if row.cohort_date == self.day - timedelta(days=max(RETENTION_DAYS))
+            if self.period.kind == "daily"
+            and row.cohort_date == self.day - timedelta(days=max(RETENTION_DAYS))
         ]
         return recent, oldest
 
@@ -799,13 +934,31 @@ def window_days(day: date) -> list[date]:
     return [day - timedelta(days=offset) for offset in range(WINDOW_DAYS - 1, -1, -1)]
 
 
+@dataclass(frozen=True)
+class _Content:
+    """What a daily and a period report show alike, read from their own document."""
+
+    segments: dict[SegmentKind, list[SegmentRow]]
+    os_columns: tuple[list[SegmentColumn], int]
+    gmv_by: dict[SegmentKind, list[PieSlice]]
+
+
+def _content(segments: Mapping[str, AnySegment]) -> _Content:
+    breakdown = _segment_breakdown(segments)
+    return _Content(
+        breakdown,
+        _os_columns(segments),
+        {kind: _gmv_shares(entries) for kind, entries in breakdown.items()},
+    )
+
+
 def build_view(
     app_id: str,
     day: date,
     documents: Mapping[date, Mapping[str, Any] | None],
     health: DataHealth | None = None,
 ) -> ReportView:
-    """The view model of the report of ``app_id`` for ``day``.
+    """The view model of the daily report of ``app_id`` for ``day``.
 
     ``documents`` maps days of :func:`window_days` to their metrics document, or to None where
     the document is missing. The day's own document is required (:class:`MissingMetricsError`).
@@ -819,64 +972,162 @@ def build_view(
     typed = {doc_day: cast(MetricsDocument | None, raw) for doc_day, raw in documents.items()}
     today = typed[day]
     assert today is not None
+    period = ReportPeriod.day(day)
     days = window_days(day)
     segment_of = {d: _segment(typed.get(d), "all") for d in days}
     current = today["segments"]["all"]
     currency = today["currency"]
+    before = (day - timedelta(days=1), day - timedelta(days=7))
+    baselines = (
+        Baseline("Day before", "vs day before", before[0].isoformat()),
+        Baseline("7 days before", "vs 7 days before", before[1].isoformat(), hint="(7 d)"),
+    )
 
     def row(metric: Metric, context: str = "") -> MetricRow:
-        return MetricRow(
-            metric=metric,
-            value=metric.read(current),
-            day_before=metric.value(segment_of[day - timedelta(days=1)]),
-            week_before=metric.value(segment_of[day - timedelta(days=7)]),
-            currency=currency,
-            context=context,
-        )
+        previous = tuple(metric.value(segment_of[d]) for d in before)
+        return MetricRow(metric, metric.read(current), previous, baselines, currency, context)
 
-    segments = _segment_breakdown(today)
-    os_columns = _os_columns(today)
+    content = _content(today["segments"])
     return ReportView(
         app_id=app_id,
-        day=day,
+        period=period,
+        baselines=baselines,
         timezone=today["timezone"],
         currency=currency,
         generated_at=today["generated_at"],
         days=days,
         missing_days=[d for d in days if typed.get(d) is None],
-        dashboard=[row(kpi.metric, kpi.context(current, day)) for kpi in KPIS],
+        dashboard=[row(kpi.metric, kpi.context(current, period)) for kpi in KPIS],
         monetization=[row(metric) for metric in MONETIZATION_METRICS],
         ltv=_ltv(current),
         payer_orders=_payer_orders(current),
         top_products=_top_products(current),
-        segments=segments,
+        segments=content.segments,
         behavior=[row(metric) for metric in BEHAVIOR_METRICS],
         retention=_retention_rows(day, typed),
+        retention_by_os=_by_segment(today["segments"], content.os_columns, DAY1_METRICS),
+        attributes=_attributes(current),
+        entry_points=_entry_points(current),
+        funnel=_funnel(current),
+        performance=[row(metric) for metric in PERFORMANCE_METRICS],
+        performance_by_os=_by_segment(today["segments"], content.os_columns, PERFORMANCE_METRICS),
+        trends=_trends(days, segment_of),
+        gmv_by=content.gmv_by,
+        health=health,
+    )
+
+
+@dataclass(frozen=True)
+class PeriodDocuments:
+    """What a weekly or monthly report reads: the period's range document (None: missing), the
+    previous period's, and the daily documents of the period's days (None where missing)."""
+
+    document: Mapping[str, Any] | None
+    previous: Mapping[str, Any] | None
+    daily: Mapping[date, Mapping[str, Any] | None]
+
+
+def build_period_view(
+    app_id: str,
+    period: ReportPeriod,
+    document: Mapping[str, Any] | None,
+    previous: Mapping[str, Any] | None,
+    daily: Mapping[date, Mapping[str, Any] | None],
+    health: DataHealth | None = None,
+) -> ReportView:
+    """The view model of the weekly or monthly report of ``app_id`` for ``period``.
+
+    ``document`` is the period's range document (required: :class:`MissingMetricsError`),
+    ``previous`` the previous period's (None when it is missing: its column reads "—"), and
+    ``daily`` maps the period's days to their daily documents (None where missing) for the trend
+    charts. Every number but the trends is the range document's: distinct users of the period,
+    never sums of days.
+    """
+    if document is None:
+        raise MissingMetricsError(f"no metrics document for app {app_id!r} for {period.partition}")
+    _check_range_document(app_id, period, document)
+    if previous is not None:
+        _check_range_document(app_id, period.previous(), previous)
+    for doc_day, raw in daily.items():
+        if raw is not None:
+            _check_document(app_id, doc_day, raw)
+    own = cast(RangeDocument, document)
+    before = cast(RangeDocument | None, previous)
+    current = own["segments"]["all"]
+    currency = own["currency"]
+    baselines = (
+        Baseline(f"{period.noun.capitalize()} before", f"vs {period.noun} before", period.previous().label),
+    )
+
+    def row(metric: Metric, context: str = "") -> MetricRow:
+        previous_value = metric.value(None if before is None else before["segments"].get("all"))
+        return MetricRow(
+            metric.over_range(), metric.read(current), (previous_value,), baselines, currency, context
+        )
+
+    days = period.days
+    segment_of = {d: _segment(cast(MetricsDocument | None, daily.get(d)), "all") for d in days}
+    content = _content(own["segments"])
+    retention, total = _range_retention(period, current)
+    shown = tuple(n for n in RETENTION_DAYS if any(row.new.cells[n].state != "pending" for row in retention))
+    return ReportView(
+        app_id=app_id,
+        period=period,
+        baselines=baselines,
+        timezone=own["timezone"],
+        currency=currency,
+        generated_at=own["generated_at"],
+        days=days,
+        missing_days=[d for d in days if daily.get(d) is None],
+        dashboard=[row(kpi.metric, kpi.context(current, period)) for kpi in KPIS],
+        monetization=[row(metric) for metric in MONETIZATION_METRICS],
+        ltv=_range_ltv(period, current),
+        payer_orders=_payer_orders(current),
+        top_products=_top_products(current),
+        segments=content.segments,
+        behavior=[row(metric) for metric in BEHAVIOR_METRICS],
+        retention=retention,
+        retention_total=total,
+        retention_days=shown or RETENTION_DAYS[:1],
+        missing_baselines=list(baselines) if before is None else [],
         retention_by_os=_by_segment(
-            today,
-            os_columns,
-            (DAY1_COHORT_NEW, DAY1_RETENTION_NEW, DAY1_COHORT_ACTIVE, DAY1_RETENTION_ACTIVE),
+            own["segments"], content.os_columns, tuple(metric.over_range() for metric in DAY1_METRICS)
         ),
         attributes=_attributes(current),
         entry_points=_entry_points(current),
         funnel=_funnel(current),
         performance=[row(metric) for metric in PERFORMANCE_METRICS],
-        performance_by_os=_by_segment(today, os_columns, PERFORMANCE_METRICS),
+        performance_by_os=_by_segment(own["segments"], content.os_columns, PERFORMANCE_METRICS),
         trends=_trends(days, segment_of),
-        gmv_by={kind: _gmv_shares(entries) for kind, entries in segments.items()},
+        gmv_by=content.gmv_by,
         health=health,
     )
 
 
 def _check_document(app_id: str, day: date, document: Mapping[str, Any]) -> None:
     where = f"metrics document of {app_id!r} for {day.isoformat()}"
+    _check_envelope(where, document)
+    if document.get("date") != day.isoformat():
+        raise ReportInputError(f"{where} says it is for date {document.get('date')!r}")
+
+
+def _check_range_document(app_id: str, period: ReportPeriod, document: Mapping[str, Any]) -> None:
+    where = f"metrics document of {app_id!r} for {period.partition}"
+    _check_envelope(where, document)
+    span = (document.get("kind"), document.get("from"), document.get("to"))
+    if span != ("range", period.first.isoformat(), period.last.isoformat()):
+        raise ReportInputError(
+            f"{where} is not the range document of {period.first.isoformat()} … {period.last.isoformat()}"
+            f" (kind {span[0]!r}, from {span[1]!r}, to {span[2]!r})"
+        )
+
+
+def _check_envelope(where: str, document: Mapping[str, Any]) -> None:
     version = document.get("schema_version")
     if version != CURRENT_SCHEMA_VERSION:
         raise ReportInputError(
             f"{where} has schema_version {version!r}; this report reads {CURRENT_SCHEMA_VERSION}"
         )
-    if document.get("date") != day.isoformat():
-        raise ReportInputError(f"{where} says it is for date {document.get('date')!r}")
     if "all" not in document.get("segments", {}):
         raise ReportInputError(f"{where} has no segment 'all'")
 
@@ -887,21 +1138,38 @@ def _segment(document: MetricsDocument | None, name: str) -> Segment | None:
 
 def _ltv(current: Segment) -> list[LtvRow]:
     ltv = current["iap_users"]["ltv"]
-    keys: tuple[Literal["d0", "d7", "d30"], ...] = ("d0", "d7", "d30")
+    windows = (("d0", ltv["d0"]), ("d7", ltv["d7"]), ("d30", ltv["d30"]))
     return [
         LtvRow(
-            key=key,
-            days=int(key[1:]),
-            cohort_date=ltv[key]["cohort_date"],
-            cohort_size=ltv[key]["cohort_size"],
-            revenue=ltv[key]["revenue"],
-            value=ltv[key]["value"],
+            key,
+            f"Day {key[1:]}",
+            value["cohort_date"],
+            value["cohort_size"],
+            value["revenue"],
+            value["value"],
         )
-        for key in keys
+        for key, value in windows
     ]
 
 
-def _payer_orders(current: Segment) -> list[PayerOrdersRow]:
+def _range_ltv(period: ReportPeriod, current: RangeSegment) -> list[LtvRow]:
+    """The period's LTV: its new users' revenue in the period, then from their first day through
+    day N of it, for those whose day N is in the period. A day-N window longer than the period
+    (day 7 of a week, day 30 of a 30-day month) has no cohort and is left out."""
+    ltv = current["iap_users"]["ltv"]
+    whole = span_text(period.first, period.last)
+    rows = [
+        LtvRow("range", period.noun.capitalize(), whole, **ltv["range"]),
+        LtvRow("d0", "Day 0", whole, **ltv["d0"]),
+    ]
+    for key, days, value in (("d7", 7, ltv["d7"]), ("d30", 30, ltv["d30"])):
+        last = period.last - timedelta(days=days)
+        if last >= period.first:
+            rows.append(LtvRow(key, f"Day {days}", span_text(period.first, last), **value))
+    return rows
+
+
+def _payer_orders(current: AnySegment) -> list[PayerOrdersRow]:
     orders = current["iap_orders"]
     groups: tuple[tuple[Literal["all", "new_payers", "returning_payers"], str], ...] = (
         ("all", "All"),
@@ -921,7 +1189,7 @@ def _payer_orders(current: Segment) -> list[PayerOrdersRow]:
     ]
 
 
-def _top_products(current: Segment) -> list[ProductRow]:
+def _top_products(current: AnySegment) -> list[ProductRow]:
     orders = current["iap_orders"]["all"]
     redeem_orders = orders["redeem_orders"]
     return [
@@ -943,11 +1211,11 @@ def segment_label(name: str) -> str:
     return value
 
 
-def _segment_breakdown(document: MetricsDocument) -> dict[SegmentKind, list[SegmentRow]]:
+def _segment_breakdown(segments: Mapping[str, AnySegment]) -> dict[SegmentKind, list[SegmentRow]]:
     """Per OS and per region: users, payers and GMV of each segment, biggest GMV first."""
     breakdown: dict[SegmentKind, list[SegmentRow]] = {"os": [], "region": []}
-    total_gmv = GMV.read(document["segments"]["all"])
-    for name, segment in document["segments"].items():
+    total_gmv = GMV.read(segments["all"])
+    for name, segment in segments.items():
         kind = name.partition(":")[0]
         if kind not in ("os", "region"):
             continue
@@ -983,11 +1251,11 @@ def _gmv_shares(entries: list[SegmentRow], slices: int = 6) -> list[PieSlice]:
     return [PieSlice(label, gmv, gmv / total) for label, gmv in result]
 
 
-def _os_columns(document: MetricsDocument) -> tuple[list[SegmentColumn], int]:
+def _os_columns(segments: Mapping[str, AnySegment]) -> tuple[list[SegmentColumn], int]:
     """ "All" and the biggest OS segments by active users (at most :data:`MAX_OS_COLUMNS`)."""
     systems = sorted(
-        (name for name in document["segments"] if name.startswith("os:")),
-        key=lambda name: (-document["segments"][name]["dashboard"]["active_users"], name),
+        (name for name in segments if name.startswith("os:")),
+        key=lambda name: (-segments[name]["dashboard"]["active_users"], name),
     )
     columns = [SegmentColumn("all", "All")]
     columns += [SegmentColumn(name, segment_label(name)) for name in systems[:MAX_OS_COLUMNS]]
@@ -995,7 +1263,7 @@ def _os_columns(document: MetricsDocument) -> tuple[list[SegmentColumn], int]:
 
 
 def _by_segment(
-    document: MetricsDocument,
+    segments: Mapping[str, AnySegment],
     os_columns: tuple[list[SegmentColumn], int],
     metrics: tuple[Metric, ...],
 ) -> BySegmentTable:
@@ -1003,9 +1271,7 @@ def _by_segment(
     return BySegmentTable(
         columns=columns,
         rows=[
-            BySegmentRow(
-                metric, [metric.value(document["segments"].get(column.segment)) for column in columns]
-            )
+            BySegmentRow(metric, [metric.value(segments.get(column.segment)) for column in columns])
             for metric in metrics
         ],
         omitted=omitted,
@@ -1045,12 +1311,13 @@ def _cohort_retention(
     cells: dict[int, RetentionCell] = {}
     for n in RETENTION_DAYS:
         measured_on = cohort_date + timedelta(days=n)
+        path, source = f"retention.{cohort}.d{n}.rate", measured_on.isoformat()
         if measured_on > day:
-            cells[n] = RetentionCell(n, measured_on, "pending")
+            cells[n] = RetentionCell(n, path, source, "pending")
             continue
         segment = _segment(documents.get(measured_on), "all")
         if segment is None:
-            cells[n] = RetentionCell(n, measured_on, "missing")
+            cells[n] = RetentionCell(n, path, source, "missing")
             continue
         published = _published_retention(segment, cohort, n)
         if published["cohort_date"] != cohort_date.isoformat():
@@ -1060,7 +1327,7 @@ def _cohort_retention(
             )
         size = published["cohort_size"]
         cells[n] = RetentionCell(
-            n, measured_on, "value", published["rate"], published["retained"], published["cohort_size"]
+            n, path, source, "value", published["rate"], published["retained"], published["cohort_size"]
         )
     if size is None:
         # No dN published yet (or all missing): the cohort's own document knows its size.
@@ -1070,7 +1337,75 @@ def _cohort_retention(
     return CohortRetention(size, cells)
 
 
-def _attributes(current: Segment) -> list[AttributeTable]:
+def _cohort_return(row: CohortRow, days: int) -> CohortReturn | None:
+    if days == 1:
+        return row["d1"]
+    if days == 7:
+        return row["d7"]
+    if days == 14:
+        return row["d14"]
+    return row["d30"]
+
+
+def _retention_total(by_days: RangeRetentionByDays, days: int) -> RetentionTotal:
+    if days == 1:
+        return by_days["d1"]
+    if days == 7:
+        return by_days["d7"]
+    if days == 14:
+        return by_days["d14"]
+    return by_days["d30"]
+
+
+def _range_retention(period: ReportPeriod, current: RangeSegment) -> tuple[list[RetentionRow], RetentionRow]:
+    """A period's cohort rows (newest first) as its range document publishes them, and its totals."""
+    source = period.label
+
+    def cohort_row(cohort: CohortKind, index: int, row: CohortRow) -> CohortRetention:
+        cells = {}
+        for n in RETENTION_DAYS:
+            value = _cohort_return(row, n)
+            path = f"retention.{cohort}.cohorts.{index}.d{n}.rate"
+            cells[n] = (
+                RetentionCell(n, path, source, "pending")
+                if value is None
+                else RetentionCell(
+                    n, path, source, "value", value["rate"], value["retained"], row["cohort_size"]
+                )
+            )
+        return CohortRetention(row["cohort_size"], cells)
+
+    def totals(cohort: CohortKind) -> CohortRetention:
+        by_days = current["retention"][cohort]
+        cells = {}
+        for n in RETENTION_DAYS:
+            total = _retention_total(by_days, n)
+            path = f"retention.{cohort}.d{n}.rate"
+            cells[n] = (
+                RetentionCell(
+                    n, path, source, "value", total["rate"], total["retained"], total["cohort_size"]
+                )
+                if total["cohort_size"]
+                else RetentionCell(n, path, source, "pending")
+            )
+        return CohortRetention(sum(row["cohort_size"] for row in by_days["cohorts"]), cells)
+
+    new_rows, active_rows = current["retention"]["new"]["cohorts"], current["retention"]["active"]["cohorts"]
+    if [row["cohort_date"] for row in new_rows] != [day.isoformat() for day in period.days] or [
+        row["cohort_date"] for row in active_rows
+    ] != [day.isoformat() for day in period.days]:
+        raise ReportInputError(f"the retention cohorts of {period.partition} are not its days, one row each")
+    rows = [
+        RetentionRow(
+            day, cohort_row("new", index, new_rows[index]), cohort_row("active", index, active_rows[index])
+        )
+        for index, day in enumerate(period.days)
+    ]
+    rows.reverse()
+    return rows, RetentionRow(period.first, totals("new"), totals("active"), total=True)
+
+
+def _attributes(current: AnySegment) -> list[AttributeTable]:
     """Top values of each profile / device attribute: active and new users, with the active share."""
     tables = []
     for definition in PROFILE_ATTRIBUTES:
@@ -1108,7 +1443,7 @@ def _attributes(current: Segment) -> list[AttributeTable]:
     return tables
 
 
-def _entry_points(current: Segment) -> list[EntryPointRow]:
+def _entry_points(current: AnySegment) -> list[EntryPointRow]:
     rows = [
         EntryPointRow(
             entry_point=name,
@@ -1137,7 +1472,7 @@ def _funnel_row(order_type: str, index: int, stage: FunnelStageMetrics, step_lab
     )
 
 
-def _funnel(current: Segment) -> FunnelView:
+def _funnel(current: AnySegment) -> FunnelView:
     """Both funnels as one: their page-view stages are the same events (SPEC section 6), so they
     are shown once, followed by the recharge and the redeem order stage."""
     recharge, redeem = current["funnel"]["recharge"], current["funnel"]["redeem"]

@@ -30,14 +30,19 @@ from minidrama.report.model import (
     TOP_VALUES,
     BySegmentTable,
     MetricRow,
+    PeriodDocuments,
     ReportView,
+    build_period_view,
     build_view,
 )
+from minidrama.report.period import ReportPeriod
 
 __all__ = [
     "RenderedReport",
     "ChartImage",
     "build_report",
+    "build_period_report",
+    "render_report",
     "render_html",
     "render_pdf",
     "render_text",
@@ -63,7 +68,7 @@ class RenderedReport:
     """Everything one report consists of; ``email_images`` maps Content-ID → PNG bytes."""
 
     app_id: str
-    day: date
+    period: ReportPeriod
     html: str
     pdf: bytes
     email_html: str
@@ -72,6 +77,11 @@ class RenderedReport:
     email_images: dict[str, bytes] = field(default_factory=dict)
     missing_days: list[date] = field(default_factory=list)
     view: ReportView | None = None
+
+    @property
+    def day(self) -> date:
+        """The last day the report covers (its day, for a daily report)."""
+        return self.period.last
 
 
 def chart_content_id(chart_id: str) -> str:
@@ -155,7 +165,6 @@ def render_html(
         timestamp=format_timestamp,
         arrows=_ARROWS,
         one_day=timedelta(days=1),
-        one_week=timedelta(days=7),
         top_values=TOP_VALUES,
         redeem_note=REDEEM_NOTE,
     )
@@ -169,20 +178,28 @@ def render_pdf(html: str) -> bytes:
 
 
 def subject_line(view: ReportView) -> str:
+    """``demo-drama daily report 2026-11-30: …``, ``… weekly report 2026-W48 (Nov 23–29): …``."""
     active, gmv = view.row(ACTIVE_USERS), view.row(GMV)
-    return f"{view.app_id} daily report {view.day.isoformat()}: {active.text} active users, {gmv.text} GMV"
+    period = view.period
+    name = {
+        "daily": period.label,
+        "weekly": f"{period.label} ({period.short})",
+        "monthly": period.heading,
+    }[period.kind]
+    return f"{view.app_id} {period.kind} report {name}: {active.text} active users, {gmv.text} GMV"
 
 
 def preheader_text(view: ReportView) -> str:
-    """The inbox preview line: the headline numbers and their change vs the day before."""
+    """The inbox preview line: the headline numbers and their change vs the first baseline
+    (the day before; the week or month before)."""
 
     def part(row: MetricRow, noun: str) -> str:
-        change = f" ({row.change_day})" if row.change_day != MISSING else ""
-        return f"{row.text} {noun}{change}"
+        change = row.comparisons[0].change
+        return f"{row.text} {noun}" + (f" ({change})" if change != MISSING else "")
 
     retention = view.row(DAY1_RETENTION_NEW)
     return (
-        f"{view.day.strftime('%b %-d')}: "
+        f"{view.period.short}: "
         f"{part(view.row(ACTIVE_USERS), 'active users')} · {part(view.row(GMV), 'GMV')} · "
         f"{part(view.row(PAYING_USERS), 'paying users')} · day-1 retention {retention.text}"
     )
@@ -191,10 +208,7 @@ def preheader_text(view: ReportView) -> str:
 def render_text(view: ReportView, dashboard_link: DashboardLink | None = None) -> str:
     """The plain-text part of the email: the headline numbers with their changes, what each rate is
     of, the per-OS figures and the data health."""
-    lines = [
-        f"{view.app_id} · Daily report · {view.day.strftime('%A, %B %-d, %Y')} ({view.timezone})",
-        "",
-    ]
+    lines = [f"{view.app_id} · {view.period.title} · {view.period.heading} ({view.timezone})", ""]
     if dashboard_link is not None:
         lines += [
             f"Dashboard (any date range, every module; link valid until {_link_expiry(dashboard_link)}):",
@@ -213,14 +227,15 @@ def render_text(view: ReportView, dashboard_link: DashboardLink | None = None) -
         ("Monetization", [row for row in view.monetization if row.metric not in headline]),
         ("Performance", view.performance),
     )
-    day = view.day.strftime("%b %-d")
+    widths = [max(len(baseline.vs), 13) for baseline in view.baselines]
     for title, rows in sections:
-        lines.append(
-            f"{title.upper():<{_TEXT_LABEL + 2}} {day:>10}  {'vs day before':>13}  {'vs 7 days before':>16}"
+        heads = "".join(
+            f"  {baseline.vs:>{width}}" for baseline, width in zip(view.baselines, widths, strict=True)
         )
+        lines.append(f"{title.upper():<{_TEXT_LABEL + 2}} {view.period.short:>10}{heads}")
         for row in rows:
             # a headline rate says what it is of with its counts ("169 of 400 new users of ...")
-            lines += _text_row(row, row.context if title == "Headline" and row.kind == "rate" else "")
+            lines += _text_row(row, widths, row.context if title == "Headline" and row.kind == "rate" else "")
         if title == "Performance":
             lines += _by_os_lines(view.performance_by_os, view.currency)
         lines.append("")
@@ -249,12 +264,15 @@ def _wrap(line: str, width: int = 78) -> list[str]:
 _TEXT_LABEL = 34  # a row is 80 characters wide
 
 
-def _text_row(row: MetricRow, note: str = "") -> list[str]:
+def _text_row(row: MetricRow, widths: list[int], note: str = "") -> list[str]:
     """A metric's line of the plain-text part; what it is of (or ``note``) follows its label, or the line."""
     note = note or row.of
     joined = f"{row.label}, {note}"
     name = joined if note and len(joined) <= _TEXT_LABEL else row.label
-    line = f"  {name:<{_TEXT_LABEL}} {row.text:>10}  {row.change_day:>13}  {row.change_week:>16}"
+    changes = "".join(
+        f"  {comparison.change:>{width}}" for comparison, width in zip(row.comparisons, widths, strict=True)
+    )
+    line = f"  {name:<{_TEXT_LABEL}} {row.text:>10}{changes}"
     return [line, f"    {note}"] if note and name == row.label else [line]
 
 
@@ -313,7 +331,7 @@ def build_report(
     *,
     health: DataHealth | None = None,
 ) -> RenderedReport:
-    """Render the report of ``app_id`` for ``day`` from the metrics documents of its window.
+    """Render the daily report of ``app_id`` for ``day`` from the metrics documents of its window.
 
     ``dashboard_link`` goes into the email's parts only: the stored page and PDF carry no token.
     ``health`` (:func:`minidrama.report.health.read_data_health`) adds the data health section.
@@ -322,7 +340,26 @@ def build_report(
     (None where missing). Raises :class:`~minidrama.report.model.MissingMetricsError` when the
     day's own document is missing: a report is never rendered blank.
     """
-    view = build_view(app_id, day, documents, health)
+    return render_report(build_view(app_id, day, documents, health), dashboard_link)
+
+
+def build_period_report(
+    app_id: str,
+    period: ReportPeriod,
+    documents: PeriodDocuments,
+    dashboard_link: DashboardLink | None = None,
+    *,
+    health: DataHealth | None = None,
+) -> RenderedReport:
+    """Render the weekly or monthly report of ``app_id`` for ``period`` (see
+    :func:`~minidrama.report.model.build_period_view`); raises
+    :class:`~minidrama.report.model.MissingMetricsError` when the period's document is missing."""
+    view = build_period_view(app_id, period, documents.document, documents.previous, documents.daily, health)
+    return render_report(view, dashboard_link)
+
+
+def render_report(view: ReportView, dashboard_link: DashboardLink | None = None) -> RenderedReport:
+    """Every artefact of the report of ``view``: the page, the PDF and the email's parts."""
     charts = chart_specs(view)
     # vl-convert runs in native code; two workers overlap SVG/PNG conversion of different charts.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -334,8 +371,8 @@ def build_report(
     }
     html = render_html(view, page_images)
     return RenderedReport(
-        app_id=app_id,
-        day=day,
+        app_id=view.app_id,
+        period=view.period,
         html=html,
         pdf=render_pdf(html),
         email_html=render_html(view, email_images, email=True, dashboard_link=dashboard_link),
