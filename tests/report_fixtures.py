@@ -15,12 +15,21 @@ import hashlib
 import json
 import random
 from datetime import date, timedelta
+from html.parser import HTMLParser
 from typing import Any
 
 from minidrama.lake import Storage, metrics_key
 from minidrama.schema import FUNNEL_PAGE_VIEWS
 
-__all__ = ["metrics_document", "write_history", "SEGMENT_SHARES", "FUNNEL_STAGES"]
+__all__ = [
+    "metrics_document",
+    "range_document",
+    "write_history",
+    "parse",
+    "lookup",
+    "SEGMENT_SHARES",
+    "FUNNEL_STAGES",
+]
 
 SEGMENT_SHARES = {
     "all": 1.0,
@@ -311,3 +320,96 @@ def write_history(
         storage.put_bytes(metrics_key(app_id, day), json.dumps(document).encode(), "application/json")
         written[day] = document
     return written
+
+
+def range_document(app_id: str, first: date, last: date, **options: Any) -> dict[str, Any]:
+    """A document in the shape of SPEC section 7 for ``first`` … ``last``, for report tests: the
+    last day's numbers, with retention and LTV in their range forms (a cohort row per day, dN
+    null where C + N is after ``last``, totals over the known rows). Its values stand in for
+    the engine's; only its shape is the spec's."""
+    document = metrics_document(app_id, last, **options)
+    del document["date"]
+    document.update({"kind": "range", "from": first.isoformat(), "to": last.isoformat()})
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    for name, segment in document["segments"].items():
+        for cohort in ("new", "active"):
+            rows = []
+            for day in days:
+                active, new = _active_and_new(app_id, day, name, options.get("scale", 2000))
+                size = new if cohort == "new" else active
+                row: dict[str, Any] = {"cohort_date": day.isoformat(), "cohort_size": size}
+                for n, keep in ((1, 0.42), (7, 0.21), (14, 0.15), (30, 0.09)):
+                    retained = round(size * keep)
+                    known = day + timedelta(days=n) <= last
+                    row[f"d{n}"] = {"retained": retained, "rate": _ratio(retained, size)} if known else None
+                rows.append(row)
+            totals = {}
+            for n in (1, 7, 14, 30):
+                known = [row for row in rows if row[f"d{n}"] is not None]
+                size = sum(row["cohort_size"] for row in known)
+                retained = sum(row[f"d{n}"]["retained"] for row in known)
+                totals[f"d{n}"] = {"cohort_size": size, "retained": retained, "rate": _ratio(retained, size)}
+            segment["retention"][cohort] = {"cohorts": rows, **totals}
+        ltv = segment["iap_users"]["ltv"]
+        segment["iap_users"]["ltv"] = {
+            "range": {key: value for key, value in ltv["d30"].items() if key != "cohort_date"},
+            **{
+                n: {key: value for key, value in ltv[n].items() if key != "cohort_date"}
+                for n in ("d0", "d7", "d30")
+            },
+        }
+    return document
+
+
+# --- reading a rendered report back -----------------------------------------------------------
+
+
+class _Cells(HTMLParser):
+    """Collects every element with data-metric, its attributes and its text; sections; images."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.cells: list[dict[str, Any]] = []
+        self.sections: list[str] = []
+        self.images: list[dict[str, str]] = []
+        self._open: dict[str, Any] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "section":
+            self.sections.append(attributes.get("id", ""))
+        if tag == "img":
+            self.images.append(attributes)
+        if "data-metric" in attributes:
+            self._open = {**attributes, "text": ""}
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open["text"] += data
+
+    def handle_endtag(self, tag):
+        if self._open is not None and tag == "td":
+            self._open["text"] = self._open["text"].strip()
+            self.cells.append(self._open)
+            self._open = None
+
+
+def parse(html: str) -> _Cells:
+    parser = _Cells()
+    parser.feed(html)
+    return parser
+
+
+def lookup(segment: dict[str, Any], metric: str) -> Any:
+    """A dotted path into a segment; map keys may themselves hold dots (``37.2.0``)."""
+    parts = metric.split(".")
+    if parts[0] in {"profile", "device"}:
+        parts = metric.split(".", 3)
+    elif parts[0] == "entry_points":
+        head, _, rest = metric.partition(".")
+        name, _, field = rest.rpartition(".")
+        parts = [head, name, field]
+    value: Any = segment
+    for part in parts:
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value

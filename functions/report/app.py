@@ -1,9 +1,11 @@
-"""Report function: on the daily schedule, render, store and email each registered app's report.
+"""Report function: on the hourly schedule, render, store and email the reports that are due.
 
-Trigger: an EventBridge scheduled event (every registered app, its latest complete day in its
-own time zone as of the event's time), or ``{"app_id": "A", "date": "YYYY-MM-DD"}`` to render
-(and send, to whoever hasn't had it) one report explicitly. A report whose metrics are missing
-is marked incomplete and not sent; a report already sent to a recipient is not sent again.
+Trigger: an EventBridge scheduled event (each registered app at its report hour in its own time
+zone: the daily report of its previous day, and on Mondays / the 1st the weekly / monthly report
+where its ``reports`` setting asks), or ``{"app_id": "A", "date": "YYYY-MM-DD"}`` (or ``"week":
+"2026-W48"``, ``"month": "2026-11"``) to render (and send, to whoever hasn't had it) one report
+explicitly. A report whose metrics are missing is marked incomplete and not sent; a report
+already sent to a recipient is not sent again. See :func:`minidrama.report.report_requests`.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             result = publish_report(
                 storage,
                 request.app,
-                request.day,
+                request.period,
                 sender=SENDER_EMAIL,
                 ses_client=ses,
                 default_recipients=DEFAULT_RECIPIENTS,

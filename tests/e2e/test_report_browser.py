@@ -23,9 +23,13 @@ from minidrama.config import app_or_default, load_apps
 from minidrama.demo import DEMO_APP_ID
 from minidrama.lake import LocalStorage, report_key
 from minidrama.report import RenderedReport, build_report, load_documents, report_command, window_days
+from minidrama.report.format import format_value
 from minidrama.report.health import read_data_health
+from minidrama.report.period import ReportPeriod
+from minidrama.report.publish import load_period_documents
+from minidrama.report.render import build_period_report
 from tests.e2e.conftest import DemoRun
-from tests.report_fixtures import metrics_document, write_history
+from tests.report_fixtures import lookup, metrics_document, parse, write_history
 
 CHROMIUM = "/usr/bin/chromium"
 DAY = date(2026, 11, 28)
@@ -175,7 +179,7 @@ def demo(demo_run: DemoRun, tmp_path_factory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("demo-pages")
     lake = LocalStorage(demo_run.lake)
     app = load_apps(lake)[DEMO_APP_ID]
-    [report_dir] = (demo_run.lake / "reports" / f"app_id={DEMO_APP_ID}").iterdir()
+    [report_dir] = (demo_run.lake / "reports" / f"app_id={DEMO_APP_ID}").glob("dt=*")
     day = date.fromisoformat(report_dir.name.removeprefix("dt="))
     health = read_data_health(lake, app.app_id, day, timezone=app.timezone)
     report = build_report(app.app_id, day, load_documents(lake, app.app_id, day), health=health)
@@ -183,6 +187,29 @@ def demo(demo_run: DemoRun, tmp_path_factory) -> dict[str, Any]:
     pages["page"].write_text(report.html)
     pages["email"].write_text(_viewable_email(report))
     return {"pages": pages, "eml": (report_dir / "report.eml").read_bytes(), "report": report}
+
+
+@pytest.fixture(scope="module")
+def period_reports(demo_run: DemoRun, tmp_path_factory) -> dict[str, Any]:
+    """GIVEN the weekly report of the demo's last complete week and the monthly report of its last
+    complete month, rendered from its lake as the report function does (data health included)."""
+    assert demo_run.completed.returncode == 0, demo_run.completed.stderr
+    lake = LocalStorage(demo_run.lake)
+    app = load_apps(lake)[DEMO_APP_ID]
+    metrics = demo_run.lake / "metrics" / f"app_id={DEMO_APP_ID}"
+    week = max(path.name.removeprefix("week=") for path in metrics.glob("week=*"))
+    month = max(path.name.removeprefix("month=") for path in metrics.glob("month=*"))
+    out = tmp_path_factory.mktemp("period-pages")
+    reports: dict[str, Any] = {}
+    for period in (ReportPeriod.parse_week(week), ReportPeriod.parse_month(month)):
+        documents = load_period_documents(lake, app.app_id, period)
+        health = read_data_health(lake, app.app_id, period.last, timezone=app.timezone, first=period.first)
+        report = build_period_report(app.app_id, period, documents, health=health)
+        page, mail = out / f"{period.kind}-page.html", out / f"{period.kind}-email.html"
+        page.write_text(report.html)
+        mail.write_text(_viewable_email(report))
+        reports[period.kind] = {"report": report, "documents": documents, "page": page, "email": mail}
+    return reports
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +285,54 @@ def test_kpi_cards_hold_big_numbers(browser, big_numbers, kind, width):
     assert found["scrollWidth"] <= found["width"]
     if width >= 700:
         assert found["scrolling"] == [], found["scrolling"]
+
+
+# --- the weekly and monthly reports of the demo ---------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["weekly", "monthly"])
+def test_every_number_of_a_period_report_is_its_range_documents(period_reports, kind):
+    # GIVEN a weekly / monthly report and the documents it read
+    entry = period_reports[kind]
+    report, documents = entry["report"], entry["documents"]
+    by_label = {report.period.label: documents.document, report.period.previous().label: documents.previous}
+    cells = parse(report.html).cells
+    checked = 0
+    for cell in cells:
+        # THEN every number is the period's range document's, or (its comparison column) the
+        # previous period's: distinct users of the period, never a sum of days
+        document = by_label[cell["data-date"]]
+        if document is None:
+            assert cell["text"] == "—", cell
+            continue
+        expected = lookup(document["segments"][cell["data-segment"]], cell["data-metric"])
+        assert json.loads(cell["data-value"]) == expected, cell
+        assert cell["text"] == format_value(expected, cell["data-kind"], "USD"), cell
+        checked += 1
+    assert checked > 200
+    shown = {cell["data-metric"] for cell in cells if cell["data-date"] == report.period.label}
+    # AND it shows the period's cohort rows and totals, and its LTV over the period
+    assert {"retention.new.cohorts.0.d1.rate", "retention.new.d1.rate", "iap_users.ltv.range.value"} <= shown
+    # AND the email's HTML part keeps to the budget of the daily one
+    assert len(report.email_html.encode()) <= EMAIL_HTML_BUDGET
+    # AND the dates say the period, the comparison the period before
+    assert report.view.baselines[0].vs == f"vs {report.period.noun} before"
+    assert report.period.heading in report.html
+    assert report.subject.startswith(
+        f"{DEMO_APP_ID} {kind} report {report.period.label if kind == 'weekly' else report.period.heading}"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "medium", "width"),
+    [("weekly", medium, width) for medium in ("page", "email") for width in WIDTHS]
+    + [("monthly", medium, width) for medium in ("page", "email") for width in (360, 700)],
+)
+def test_period_reports_fit_phones_the_email_and_the_desktop(browser, period_reports, kind, medium, width):
+    found = layout(browser, period_reports[kind][medium], width)
+    assert found["wide"] == [] and found["scrolling"] == [], (found["wide"], found["scrolling"])
+    assert found["scrollWidth"] <= found["width"]
+    assert found["kpis"] == 8 and found["cards"] == [], found["cards"]
+    assert len(found["charts"]) == 7 and all(chart["loaded"] for chart in found["charts"])

@@ -6,7 +6,6 @@ import io
 import json
 import re
 from datetime import date, timedelta
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -24,7 +23,10 @@ from minidrama.report.format import (
     format_timestamp,
     format_value,
 )
-from tests.report_fixtures import metrics_document
+from minidrama.report.model import ACTIVE_USERS, DAY1_RETENTION_NEW, PeriodDocuments, build_period_view
+from minidrama.report.period import ReportPeriod
+from minidrama.report.render import render_html
+from tests.report_fixtures import lookup, metrics_document, parse, range_document
 
 APP = "dramaapp"
 DAY = date(2026, 11, 28)
@@ -174,57 +176,6 @@ def test_a_document_of_another_schema_version_is_refused_by_name():
 
 
 # --- the HTML holds the numbers of the JSON ------------------------------------------------------
-
-
-class _Cells(HTMLParser):
-    """Collects every element with data-metric, its attributes and its text; sections; images."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.cells: list[dict[str, Any]] = []
-        self.sections: list[str] = []
-        self.images: list[dict[str, str]] = []
-        self._open: dict[str, Any] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attributes = {name: value or "" for name, value in attrs}
-        if tag == "section":
-            self.sections.append(attributes.get("id", ""))
-        if tag == "img":
-            self.images.append(attributes)
-        if "data-metric" in attributes:
-            self._open = {**attributes, "text": ""}
-
-    def handle_data(self, data):
-        if self._open is not None:
-            self._open["text"] += data
-
-    def handle_endtag(self, tag):
-        if self._open is not None and tag == "td":
-            self._open["text"] = self._open["text"].strip()
-            self.cells.append(self._open)
-            self._open = None
-
-
-def parse(html: str) -> _Cells:
-    parser = _Cells()
-    parser.feed(html)
-    return parser
-
-
-def lookup(segment: dict[str, Any], metric: str) -> Any:
-    """A dotted path into a segment; map keys may themselves hold dots (``37.2.0``)."""
-    parts = metric.split(".")
-    if parts[0] in {"profile", "device"}:
-        parts = metric.split(".", 3)
-    elif parts[0] == "entry_points":
-        head, _, rest = metric.partition(".")
-        name, _, field = rest.rpartition(".")
-        parts = [head, name, field]
-    value: Any = segment
-    for part in parts:
-        value = value[int(part)] if isinstance(value, list) else value[part]
-    return value
 
 
 def test_every_number_cell_shows_the_value_of_its_document(report_with_gaps):
@@ -461,3 +412,79 @@ def test_the_view_reads_the_document_through_typed_metrics(report_with_gaps):
     metrics = [row.metric for row in [*view.dashboard, *view.monetization, *view.behavior, *view.performance]]
     for metric in metrics:
         assert metric.read(segment) == lookup(segment, metric.key), metric.key
+
+
+# --- weekly and monthly reports ------------------------------------------------------------------
+
+WEEK = ReportPeriod.parse_week("2026-W48")  # Mon Nov 23 - Sun Nov 29
+
+
+def period_documents(period: ReportPeriod, *, previous: bool = True) -> PeriodDocuments:
+    before = period.previous()
+    return PeriodDocuments(
+        document=range_document(APP, period.first, period.last),
+        previous=range_document(APP, before.first, before.last) if previous else None,
+        daily={day: metrics_document(APP, day) for day in period.days},
+    )
+
+
+def test_a_weekly_report_compares_each_number_with_the_week_before():
+    documents = period_documents(WEEK)
+    view = build_period_view(APP, WEEK, documents.document, documents.previous, documents.daily)
+    assert [baseline.vs for baseline in view.baselines] == ["vs week before"]
+    active = view.row(ACTIVE_USERS)
+    this, before = (
+        doc["segments"]["all"]["dashboard"]["active_users"]
+        for doc in (documents.document, documents.previous)
+    )
+    assert (active.value, active.comparisons[0].value) == (this, before)
+    assert active.comparisons[0].change == format_change(this, before, "count")
+    # AND the trend charts have a point per day of the week, from the daily documents
+    assert [point.day for point in view.trends] == WEEK.days
+    assert (
+        view.trends[0].active_users
+        == documents.daily[WEEK.first]["segments"]["all"]["dashboard"]["active_users"]
+    )
+
+
+def test_a_weekly_report_shows_its_cohorts_and_only_the_retention_days_it_knows():
+    documents = period_documents(WEEK)
+    view = build_period_view(APP, WEEK, documents.document, documents.previous, documents.daily)
+    html = render_html(view, {})
+    # THEN the week's 7 cohorts, newest first, and their totals; D7 and later can't be known in a
+    # week, so their columns are left out and the note says so
+    assert [row.cohort_date for row in view.retention] == list(reversed(WEEK.days))
+    assert view.retention_days == (1,) and view.retention_total is not None
+    assert view.retention[0].new.cells[1].state == "pending"  # Sun Nov 29's D1 is Nov 30
+    assert "D7, D14, D30 of this week's cohorts are not known yet" in html
+    assert '<th class="num">D7</th>' not in html
+    # AND LTV over the week, and day 0; day 7 and 30 have no cohort in a week
+    assert [row.key for row in view.ltv] == ["range", "d0"]
+    # AND rates say what they are of over a range
+    assert view.row(DAY1_RETENTION_NEW).of == "of each day's new users, summed over the days but the last"
+
+
+@pytest.mark.parametrize(
+    ("month", "windows"), [("2026-11", ["range", "d0", "d7"]), ("2026-12", ["range", "d0", "d7", "d30"])]
+)
+def test_a_monthly_report_shows_the_ltv_windows_its_days_allow(month, windows):
+    period = ReportPeriod.parse_month(month)
+    documents = period_documents(period)
+    view = build_period_view(APP, period, documents.document, documents.previous, documents.daily)
+    assert [row.key for row in view.ltv] == windows
+
+
+def test_a_period_without_the_previous_document_says_there_is_nothing_to_compare_with():
+    documents = period_documents(WEEK, previous=False)
+    view = build_period_view(APP, WEEK, documents.document, None, documents.daily)
+    html = render_html(view, {})
+    assert "The week before (2026-W47) has no metrics document" in html
+    assert all(row.comparisons[0].change == "—" for row in view.dashboard)
+
+
+def test_a_period_report_refuses_the_document_of_another_period():
+    documents = period_documents(WEEK)
+    with pytest.raises(ReportInputError, match="is not the range document of 2026-11-23 … 2026-11-29"):
+        build_period_view(APP, WEEK, documents.previous, None, documents.daily)
+    with pytest.raises(MissingMetricsError, match="week=2026-W48"):
+        build_period_view(APP, WEEK, None, None, documents.daily)
