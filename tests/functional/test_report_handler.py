@@ -25,9 +25,10 @@ from minidrama.config import add_app, app_or_default, register_app
 from minidrama.dashboard import DashboardLinks
 from minidrama.lake import LocalStorage, S3Storage, metrics_key, report_key
 from minidrama.report import report_command, sent_marker_key
+from minidrama.report.period import ReportPeriod
 from minidrama.tokens import LakeSecret, verify_token
 from tests.conftest import LambdaContext, load_event, load_handler
-from tests.report_fixtures import write_history
+from tests.report_fixtures import range_document, write_history
 
 BUCKET = "minidrama-lake"
 SENDER = "reports@studio.example"
@@ -384,3 +385,49 @@ def test_report_command_exits_2_for_a_day_without_events(tmp_path, capsys):
     assert report_command(lake, app_or_default(lake, "dramaapp"), DAY, None) == 2
     assert "no events were received for 2026-11-28" in capsys.readouterr().err
     assert not lake.exists(report_key("dramaapp", DAY, "report.eml"))
+
+
+def test_on_a_monday_the_schedule_sends_the_weekly_report_once_beside_the_daily_one(stack):
+    # GIVEN an app that asks for daily and weekly reports, with the daily documents of five weeks
+    # and the documents of the week that ended on Sunday and of the week before
+    add_app(stack.storage, "dramaapp", recipients=RECIPIENTS, reports=["daily", "weekly"])
+    sunday = date(2026, 11, 29)
+    write_history(stack.storage, "dramaapp", sunday, 35)
+    week = ReportPeriod.week_of(sunday)
+    for period in (week, week.previous()):
+        document = range_document("dramaapp", period.first, period.last)
+        stack.storage.put_bytes(period.metrics_key("dramaapp"), json.dumps(document).encode())
+    monday = {**load_event("report_schedule"), "time": "2026-11-30T08:20:00Z"}
+    # WHEN the schedule fires at the report hour of Monday
+    response = stack.run(monday)
+    # THEN the daily report of Sunday and the weekly report of week 48 were each sent to each
+    # recipient, and stored under their own periods
+    reports = response["reports"]
+    assert [(report.get("date"), report.get("period"), report["status"]) for report in reports] == [
+        ("2026-11-29", None, "complete"),
+        (None, "2026-W48", "complete"),
+    ]
+    messages = [email.message_from_string(sent.raw_data, policy=email.policy.default) for sent in stack.sent]
+    assert len(messages) == 4
+    weekly = [message for message in messages if "weekly report 2026-W48 (Nov 23–29)" in message["Subject"]]
+    assert sorted(str(message["To"]) for message in weekly) == sorted(RECIPIENTS)
+    [pdf] = weekly[0].iter_attachments()
+    assert pdf.get_filename() == "dramaapp-weekly-report-2026-W48.pdf"
+    html = stack.storage.get_bytes(week.report_key("dramaapp", "report.html")).decode()
+    assert 'data-period="weekly"' in html and 'data-date="2026-W48"' in html
+    status = json.loads(stack.storage.get_bytes(week.report_key("dramaapp", "status.json")))
+    assert (status["status"], status["from"], status["to"]) == ("complete", "2026-11-23", "2026-11-29")
+    # WHEN the run is retried THEN nobody gets either report twice
+    again = stack.run(monday)
+    assert [report["emails"]["already_sent"] for report in again["reports"]] == [2, 2]
+    assert len(stack.sent) == 4
+
+
+def test_a_weekly_report_without_its_week_document_waits_and_is_not_sent(stack):
+    add_app(stack.storage, "dramaapp", recipients=RECIPIENTS, reports=["weekly"])
+    write_history(stack.storage, "dramaapp", date(2026, 11, 29), 35)
+    response = stack.run({**load_event("report_schedule"), "time": "2026-11-30T08:20:00Z"})
+    [report] = response["reports"]
+    assert report["status"] == "incomplete"
+    assert report["reason"] == "no metrics document at metrics/app_id=dramaapp/week=2026-W48/metrics.json"
+    assert stack.sent == []

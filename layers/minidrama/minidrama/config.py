@@ -294,6 +294,7 @@ def register_app(
     timezone: str | None = None,
     currency: str | None = None,
     recipients: list[str] | None = None,
+    reports: list[str] | None = None,
 ) -> tuple[AppConfig, str]:
     """Register an app, or update its settings and issue it a new key (the demo's and tests' setup).
 
@@ -301,8 +302,8 @@ def register_app(
     what changes settings from what changes the key.
     """
     if app_id not in load_apps(storage):
-        return add_app(storage, app_id, timezone, currency, recipients)
-    update_app(storage, app_id, timezone=timezone, currency=currency, recipients=recipients)
+        return add_app(storage, app_id, timezone, currency, recipients, reports=reports)
+    update_app(storage, app_id, timezone=timezone, currency=currency, recipients=recipients, reports=reports)
     return rotate_key(storage, app_id)
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from minidrama.config import AppConfig, load_rates, register_app
+from minidrama.config import REPORT_KINDS, AppConfig, load_rates, register_app
 from minidrama.dashboard import LOCAL_API_URL, DashboardLinks, dashboard_url
 from minidrama.lake import LocalStorage, Storage, open_lake
 from minidrama.simulator import simulate
@@ -124,6 +124,23 @@ def _where(storage: Storage, key: str) -> str:
     return f"{storage.uri.rstrip('/')}/{key}"
 
 
+def _print_period_reports(storage: Storage, app_id: str, period_keys: list[str]) -> None:
+    """The commands that render the weekly and monthly reports of the latest complete week and month."""
+    options = []
+    for option, partition in (("--week", "week="), ("--month", "month=")):
+        labels = [key.split(partition, 1)[1].split("/", 1)[0] for key in period_keys if partition in key]
+        if labels:
+            options.append(f"{option} {max(labels)}")
+    if not options:
+        return
+    print()
+    print(
+        "The demo app asks for weekly and monthly reports too (sent on Mondays and on the 1st); render one:"
+    )
+    for option in options:
+        print(f"  minidrama report --lake {storage.uri} --app {app_id} {option}")
+
+
 def run_demo(out_dir: Path, lake: str | None, days: int, seed: int) -> int:
     """Simulate ``days`` days of the demo app, ingest, compute every day, report the last one.
 
@@ -143,7 +160,12 @@ def run_demo(out_dir: Path, lake: str | None, days: int, seed: int) -> int:
         print(f"minidrama demo: {error}", file=sys.stderr)
         return 2
     app, api_key = register_app(
-        storage, DEMO_APP_ID, timezone=DEMO_TIMEZONE, currency=DEMO_CURRENCY, recipients=DEMO_RECIPIENTS
+        storage,
+        DEMO_APP_ID,
+        timezone=DEMO_TIMEZONE,
+        currency=DEMO_CURRENCY,
+        recipients=DEMO_RECIPIENTS,
+        reports=list(REPORT_KINDS),
     )
     rates = load_rates(storage)
     now = datetime.now(UTC)
@@ -226,6 +248,7 @@ def run_demo(out_dir: Path, lake: str | None, days: int, seed: int) -> int:
     for line in printed.getvalue().splitlines():
         label = next((name for suffix, name in _REPORT_FILES.items() if line.endswith(suffix)), "")
         print(f"  {label:<9} {line}" if label else f"  {line}")
+    _print_period_reports(storage, app.app_id, periods)
     finished = time.monotonic()
     token = issue_token(
         LakeSecret(storage).current(), app.app_id, datetime.now(UTC) + timedelta(days=DEFAULT_TOKEN_DAYS)
