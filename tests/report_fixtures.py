@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from datetime import date, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -413,3 +414,24 @@ def lookup(segment: dict[str, Any], metric: str) -> Any:
     for part in parts:
         value = value[int(part)] if isinstance(value, list) else value[part]
     return value
+
+
+def checked_cells(
+    html: str, document_of: Callable[[str], dict[str, Any] | None], currency: str = "USD"
+) -> int:
+    """Assert that every number cell of a report page shows the value of its document (the one
+    ``document_of`` returns for its ``data-date``), formatted; a cell whose document is missing
+    must read "—". Returns how many cells held a value."""
+    from minidrama.report.format import format_value
+
+    checked = 0
+    for cell in parse(html).cells:
+        document = document_of(cell["data-date"])
+        if document is None:
+            assert cell["text"] == "—", cell
+            continue
+        expected = lookup(document["segments"][cell["data-segment"]], cell["data-metric"])
+        assert json.loads(cell["data-value"]) == expected, cell
+        assert cell["text"] == format_value(expected, cell["data-kind"], currency), cell
+        checked += 1
+    return checked

@@ -300,27 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(report)
     report.add_argument("--app", required=True, help="the app to report on")
     period = report.add_mutually_exclusive_group(required=True)
-    period.add_argument(
-        "--date",
-        type=_report_period("daily"),
-        dest="period",
-        metavar="DATE",
-        help="the daily report of a day, YYYY-MM-DD (computed before)",
-    )
-    period.add_argument(
-        "--week",
-        type=_report_period("weekly"),
-        dest="period",
-        metavar="WEEK",
-        help="the weekly report of an ISO week, e.g. 2026-W48 (its days computed before)",
-    )
-    period.add_argument(
-        "--month",
-        type=_report_period("monthly"),
-        dest="period",
-        metavar="MONTH",
-        help="the monthly report of a month, e.g. 2026-11 (its days computed before)",
-    )
+    for option, kind, example in (
+        ("--date", "daily", "the daily report of a day, YYYY-MM-DD (computed before)"),
+        ("--week", "weekly", "the weekly report of an ISO week, e.g. 2026-W48 (its days computed before)"),
+        ("--month", "monthly", "the monthly report of a month, e.g. 2026-11 (its days computed before)"),
+    ):
+        period.add_argument(
+            option, type=_report_period(kind), dest="period", metavar=option[2:].upper(), help=example
+        )
     report.add_argument("--email-to", nargs="+", metavar="ADDR", help="recipients (default: the app's)")
     report.add_argument(
         "--dashboard-url",

@@ -934,21 +934,67 @@ def window_days(day: date) -> list[date]:
     return [day - timedelta(days=offset) for offset in range(WINDOW_DAYS - 1, -1, -1)]
 
 
+RowMaker = Callable[[Metric, str], MetricRow]
+
+
 @dataclass(frozen=True)
-class _Content:
-    """What a daily and a period report show alike, read from their own document."""
+class _Parts:
+    """What a daily and a period report read differently; the rest they read alike."""
 
-    segments: dict[SegmentKind, list[SegmentRow]]
-    os_columns: tuple[list[SegmentColumn], int]
-    gmv_by: dict[SegmentKind, list[PieSlice]]
+    ltv: list[LtvRow]
+    retention: list[RetentionRow]
+    day1_metrics: tuple[Metric, ...]
+    retention_total: RetentionRow | None = None
+    retention_days: tuple[int, ...] = RETENTION_DAYS
+    missing_baselines: list[Baseline] = field(default_factory=list)
 
 
-def _content(segments: Mapping[str, AnySegment]) -> _Content:
+def _assemble(
+    app_id: str,
+    period: ReportPeriod,
+    baselines: tuple[Baseline, ...],
+    document: MetricsDocument | RangeDocument,
+    *,
+    row: RowMaker,
+    daily: Mapping[date, Segment | None],
+    parts: _Parts,
+    health: DataHealth | None,
+) -> ReportView:
+    """The view of ``document`` (the day's or the period's), ``row`` making its metric rows with
+    their baselines, ``daily`` the "all" segment of each day of the trend charts."""
+    segments: Mapping[str, AnySegment] = document["segments"]
+    current = segments["all"]
     breakdown = _segment_breakdown(segments)
-    return _Content(
-        breakdown,
-        _os_columns(segments),
-        {kind: _gmv_shares(entries) for kind, entries in breakdown.items()},
+    os_columns = _os_columns(segments)
+    return ReportView(
+        app_id=app_id,
+        period=period,
+        baselines=baselines,
+        timezone=document["timezone"],
+        currency=document["currency"],
+        generated_at=document["generated_at"],
+        days=list(daily),
+        missing_days=[day for day, segment in daily.items() if segment is None],
+        dashboard=[row(kpi.metric, kpi.context(current, period)) for kpi in KPIS],
+        monetization=[row(metric, "") for metric in MONETIZATION_METRICS],
+        ltv=parts.ltv,
+        payer_orders=_payer_orders(current),
+        top_products=_top_products(current),
+        segments=breakdown,
+        behavior=[row(metric, "") for metric in BEHAVIOR_METRICS],
+        retention=parts.retention,
+        retention_total=parts.retention_total,
+        retention_days=parts.retention_days,
+        missing_baselines=parts.missing_baselines,
+        retention_by_os=_by_segment(segments, os_columns, parts.day1_metrics),
+        attributes=_attributes(current),
+        entry_points=_entry_points(current),
+        funnel=_funnel(current),
+        performance=[row(metric, "") for metric in PERFORMANCE_METRICS],
+        performance_by_os=_by_segment(segments, os_columns, PERFORMANCE_METRICS),
+        trends=_trends(list(daily), daily),
+        gmv_by={kind: _gmv_shares(entries) for kind, entries in breakdown.items()},
+        health=health,
     )
 
 
@@ -972,48 +1018,21 @@ def build_view(
     typed = {doc_day: cast(MetricsDocument | None, raw) for doc_day, raw in documents.items()}
     today = typed[day]
     assert today is not None
-    period = ReportPeriod.day(day)
-    days = window_days(day)
-    segment_of = {d: _segment(typed.get(d), "all") for d in days}
+    segment_of = {d: _segment(typed.get(d), "all") for d in window_days(day)}
     current = today["segments"]["all"]
-    currency = today["currency"]
     before = (day - timedelta(days=1), day - timedelta(days=7))
     baselines = (
         Baseline("Day before", "vs day before", before[0].isoformat()),
         Baseline("7 days before", "vs 7 days before", before[1].isoformat(), hint="(7 d)"),
     )
 
-    def row(metric: Metric, context: str = "") -> MetricRow:
+    def row(metric: Metric, context: str) -> MetricRow:
         previous = tuple(metric.value(segment_of[d]) for d in before)
-        return MetricRow(metric, metric.read(current), previous, baselines, currency, context)
+        return MetricRow(metric, metric.read(current), previous, baselines, today["currency"], context)
 
-    content = _content(today["segments"])
-    return ReportView(
-        app_id=app_id,
-        period=period,
-        baselines=baselines,
-        timezone=today["timezone"],
-        currency=currency,
-        generated_at=today["generated_at"],
-        days=days,
-        missing_days=[d for d in days if typed.get(d) is None],
-        dashboard=[row(kpi.metric, kpi.context(current, period)) for kpi in KPIS],
-        monetization=[row(metric) for metric in MONETIZATION_METRICS],
-        ltv=_ltv(current),
-        payer_orders=_payer_orders(current),
-        top_products=_top_products(current),
-        segments=content.segments,
-        behavior=[row(metric) for metric in BEHAVIOR_METRICS],
-        retention=_retention_rows(day, typed),
-        retention_by_os=_by_segment(today["segments"], content.os_columns, DAY1_METRICS),
-        attributes=_attributes(current),
-        entry_points=_entry_points(current),
-        funnel=_funnel(current),
-        performance=[row(metric) for metric in PERFORMANCE_METRICS],
-        performance_by_os=_by_segment(today["segments"], content.os_columns, PERFORMANCE_METRICS),
-        trends=_trends(days, segment_of),
-        gmv_by=content.gmv_by,
-        health=health,
+    parts = _Parts(ltv=_ltv(current), retention=_retention_rows(day, typed), day1_metrics=DAY1_METRICS)
+    return _assemble(
+        app_id, ReportPeriod.day(day), baselines, today, row=row, daily=segment_of, parts=parts, health=health
     )
 
 
@@ -1054,54 +1073,28 @@ def build_period_view(
     own = cast(RangeDocument, document)
     before = cast(RangeDocument | None, previous)
     current = own["segments"]["all"]
-    currency = own["currency"]
     baselines = (
         Baseline(f"{period.noun.capitalize()} before", f"vs {period.noun} before", period.previous().label),
     )
 
-    def row(metric: Metric, context: str = "") -> MetricRow:
+    def row(metric: Metric, context: str) -> MetricRow:
         previous_value = metric.value(None if before is None else before["segments"].get("all"))
         return MetricRow(
-            metric.over_range(), metric.read(current), (previous_value,), baselines, currency, context
+            metric.over_range(), metric.read(current), (previous_value,), baselines, own["currency"], context
         )
 
-    days = period.days
-    segment_of = {d: _segment(cast(MetricsDocument | None, daily.get(d)), "all") for d in days}
-    content = _content(own["segments"])
     retention, total = _range_retention(period, current)
-    shown = tuple(n for n in RETENTION_DAYS if any(row.new.cells[n].state != "pending" for row in retention))
-    return ReportView(
-        app_id=app_id,
-        period=period,
-        baselines=baselines,
-        timezone=own["timezone"],
-        currency=currency,
-        generated_at=own["generated_at"],
-        days=days,
-        missing_days=[d for d in days if daily.get(d) is None],
-        dashboard=[row(kpi.metric, kpi.context(current, period)) for kpi in KPIS],
-        monetization=[row(metric) for metric in MONETIZATION_METRICS],
+    known = tuple(n for n in RETENTION_DAYS if any(row.new.cells[n].state != "pending" for row in retention))
+    parts = _Parts(
         ltv=_range_ltv(period, current),
-        payer_orders=_payer_orders(current),
-        top_products=_top_products(current),
-        segments=content.segments,
-        behavior=[row(metric) for metric in BEHAVIOR_METRICS],
         retention=retention,
+        day1_metrics=tuple(metric.over_range() for metric in DAY1_METRICS),
         retention_total=total,
-        retention_days=shown or RETENTION_DAYS[:1],
+        retention_days=known or RETENTION_DAYS[:1],
         missing_baselines=list(baselines) if before is None else [],
-        retention_by_os=_by_segment(
-            own["segments"], content.os_columns, tuple(metric.over_range() for metric in DAY1_METRICS)
-        ),
-        attributes=_attributes(current),
-        entry_points=_entry_points(current),
-        funnel=_funnel(current),
-        performance=[row(metric) for metric in PERFORMANCE_METRICS],
-        performance_by_os=_by_segment(own["segments"], content.os_columns, PERFORMANCE_METRICS),
-        trends=_trends(days, segment_of),
-        gmv_by=content.gmv_by,
-        health=health,
     )
+    segment_of = {d: _segment(cast(MetricsDocument | None, daily.get(d)), "all") for d in period.days}
+    return _assemble(app_id, period, baselines, own, row=row, daily=segment_of, parts=parts, health=health)
 
 
 def _check_document(app_id: str, day: date, document: Mapping[str, Any]) -> None:
