@@ -224,8 +224,17 @@ def test_a_failing_sink_fails_the_whole_batch(lake: LocalStorage) -> None:
 # --- files -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("bulk", "stored"),
+    [
+        # one call: the first copy of launch-1 stands, the second counts as accepted
+        (True, ["launch-1", "launch-3"]),
+        # per event, each file's chunk is a batch of its own: both copies are stored (readers keep one)
+        (False, ["launch-1", "launch-1", "launch-3"]),
+    ],
+)
 def test_ingest_files_counts_lines_and_quarantines_bad_ones(
-    lake: LocalStorage, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lake: LocalStorage, tmp_path: Path, capsys: pytest.CaptureFixture[str], bulk: bool, stored: list[str]
 ) -> None:
     # GIVEN two NDJSON files: blank lines, a broken line, a non-object line, an invalid event
     first = tmp_path / "a.ndjson"
@@ -236,11 +245,11 @@ def test_ingest_files_counts_lines_and_quarantines_bad_ones(
     second = tmp_path / "b.ndjson"
     second.write_bytes(json.dumps(launch(3)).encode() + b"\n\xff\xfe\n" + json.dumps(launch(1)).encode())
     # WHEN ingested
-    code = ingest_files(lake, APP, [first, second])
+    code = ingest_files(lake, APP, [first, second], bulk=bulk)
     # THEN one JSON line counts them (the re-sent launch-1 included), and every bad line is kept
     assert code == 0
     assert json.loads(capsys.readouterr().out) == {"accepted": 3, "rejected": 4}
-    assert sorted(row["event_id"] for row in stored_events(lake)) == ["launch-1", "launch-1", "launch-3"]
+    assert sorted(row["event_id"] for row in stored_events(lake)) == stored
     records = sorted(quarantined(lake), key=lambda record: (record["source"], record["index"]))
     assert [(Path(r["source"]).name, r["index"]) for r in records] == [
         ("a.ndjson", 3),

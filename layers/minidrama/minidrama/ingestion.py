@@ -29,7 +29,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -64,7 +64,11 @@ __all__ = [
 
 MAX_EVENTS_PER_REQUEST = 1_000
 MAX_BODY_BYTES = 1024 * 1024  # "1 MB" of the contract, read as 1 MiB of request body
-FILE_CHUNK_LINES = 10_000  # `minidrama ingest` validates and writes files in chunks this long
+FILE_CHUNK_LINES = 10_000  # `minidrama ingest --per-event` validates and writes files in chunks this long
+BULK_CHUNK_LINES = 50_000  # the bulk path checks chunks this long ...
+BULK_FLUSH_ROWS = 2_000_000  # ... and writes its accepted rows at the end, or after this many
+PARALLEL_BYTES = 32 * 1024 * 1024  # input from which the bulk path checks chunks in worker processes
+MAX_WORKERS = 4
 
 
 class RequestError(Exception):
@@ -310,6 +314,7 @@ class _Line:
 PSEUDO_FILESYSTEMS = (Path("/proc"), Path("/sys"))
 
 _READ_BLOCK = 1 << 20
+_LINES_READ = 1 << 16  # small enough for progress to move on a small file, large enough to be cheap
 
 
 def _not_regular(info: os.stat_result) -> str | None:
@@ -361,28 +366,59 @@ def _check_file(path: Path) -> int:
     return size
 
 
-def _read_lines(path: Path, progress: Progress | None = None) -> Iterator[_Line]:
+def _raw_lines(path: Path, progress: Progress | None = None) -> Iterator[tuple[int, bytes]]:
+    """The file's lines that are not blank, with their 1-based numbers."""
+    for first, lines in _line_blocks(path, progress):
+        for offset, line in enumerate(lines):
+            if line.strip():
+                yield first + offset, line
+
+
+def _line_blocks(
+    path: Path, progress: Progress | None = None, lines_per_block: int = 0
+) -> Iterator[tuple[int, list[bytes]]]:
+    """The file's lines (blank ones included, without their newline) in blocks, each with the
+    number of its first line; a block holds about ``lines_per_block`` lines (0: whatever one read
+    of the file holds)."""
+    number = 1
+    rest = b""
+    block: list[bytes] = []
     with _open_regular(path) as handle:
-        for number, raw in enumerate(handle, start=1):
+        while data := handle.read(_LINES_READ):
             if progress is not None:
-                progress.advance(len(raw))
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                yield _Line(
-                    number, raw.decode("utf-8", "replace").rstrip("\r\n"), f"not UTF-8 text: {error.reason}"
-                )
-                continue
-            try:
-                yield _Line(number, decode_json(text), None)
-            except (ValueError, RecursionError) as error:
-                yield _Line(number, text.rstrip("\r\n"), f"not valid JSON: {error}")
+                progress.advance(len(data))
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()
+            block += lines
+            if len(block) >= lines_per_block:
+                yield number, block
+                number += len(block)
+                block = []
+    if rest:
+        block.append(rest)
+    if block:
+        yield number, block
 
 
-def _chunks(lines: Iterator[_Line], size: int) -> Iterator[list[_Line]]:
-    chunk: list[_Line] = []
+def _decode_line(number: int, raw: bytes) -> _Line:
+    """One line decoded exactly (``parse_float=Decimal``), or why it is not an event."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return _Line(number, raw.decode("utf-8", "replace").rstrip("\r\n"), f"not UTF-8 text: {error.reason}")
+    try:
+        return _Line(number, decode_json(text), None)
+    except (ValueError, RecursionError) as error:
+        return _Line(number, text.rstrip("\r\n"), f"not valid JSON: {error}")
+
+
+def _read_lines(path: Path, progress: Progress | None = None) -> Iterator[_Line]:
+    for number, raw in _raw_lines(path, progress):
+        yield _decode_line(number, raw)
+
+
+def _chunks(lines: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
     for line in lines:
         chunk.append(line)
         if len(chunk) == size:
@@ -393,10 +429,15 @@ def _chunks(lines: Iterator[_Line], size: int) -> Iterator[list[_Line]]:
 
 
 def _ingest_lines(
-    storage: Storage, sink: Sink, app: AppConfig, rates: Rates, path: Path, lines: list[_Line]
+    storage: Storage,
+    sink: Sink,
+    app: AppConfig,
+    rates: Rates,
+    path: Path,
+    lines: list[_Line],
+    received_at: datetime,
 ) -> IngestResult:
     """One chunk of one file; rejection indexes become line numbers, undecodable lines are rejected too."""
-    received_at = datetime.now(UTC)
     decoded = [line for line in lines if line.error is None]
     unreadable = [
         Rejection(line.number, None, [f"line {line.number}: {line.error}"], line.value)
@@ -409,7 +450,198 @@ def _ingest_lines(
     return _store(storage, sink, app, received_at, replace(checked, rejected=all_rejected), source=str(path))
 
 
-def ingest_files(storage: Storage, app: AppConfig, paths: list[Path], *, quiet: bool = False) -> int:
+@dataclass
+class _ChunkChecked:
+    """A chunk of lines checked by :func:`_check_lines`: rejections carry line numbers, and
+    ``lines`` the line number of each accepted row of ``table``."""
+
+    table: Any  # pyarrow.Table of the accepted rows
+    lines: list[int]
+    rejected: list[Rejection]
+    refused: list[Rejection]
+    repeated: int
+
+
+def _check_lines(
+    first: int, block: list[bytes], received_at: datetime, currency: str, rates: Rates
+) -> _ChunkChecked:
+    """Check one block of lines, the first numbered ``first`` (:func:`minidrama.bulk.check_bulk`);
+    a worker process's job. Blank lines are skipped; a line that is not JSON or not UTF-8 is
+    rejected as the per-event path rejects it."""
+    from minidrama.bulk import check_bulk, decode_lines
+
+    lines = [(first + offset, line) for offset, line in enumerate(block) if line.strip()]
+    fast = decode_lines([raw for _number, raw in lines])
+    kept: list[int] = []  # indexes into lines of the lines that are JSON
+    exact: dict[int, Any] = {}
+    unreadable = []
+    for index, value in enumerate(fast):
+        if value is None:  # orjson could not read it: read it exactly, or say why it is no event
+            line = _decode_line(*lines[index])
+            if line.error is not None:
+                unreadable.append(
+                    Rejection(line.number, None, [f"line {line.number}: {line.error}"], line.value)
+                )
+                continue
+            exact[index] = line.value
+        kept.append(index)
+
+    def exactly(positions: list[int]) -> list[Any]:
+        return [
+            exact[kept[p]] if kept[p] in exact else _decode_line(*lines[kept[p]]).value for p in positions
+        ]
+
+    checked = check_bulk(
+        [fast[index] for index in kept],
+        exact=exactly,
+        received_at=received_at,
+        currency=currency,
+        rates=rates,
+        seen=set(),
+    )
+
+    def by_line(rejections: list[Rejection]) -> list[Rejection]:
+        return [replace(rejection, index=lines[kept[rejection.index]][0]) for rejection in rejections]
+
+    rejected = sorted([*unreadable, *by_line(checked.rejected)], key=lambda rejection: rejection.index)
+    numbers = [lines[kept[position]][0] for position in checked.positions]
+    return _ChunkChecked(checked.table, numbers, rejected, by_line(checked.refused), checked.repeated)
+
+
+@dataclass
+class _Pending:
+    path: Path
+    received_at: datetime
+    checked: _ChunkChecked
+
+
+class _BulkFile:
+    """``minidrama ingest``'s bulk path: chunks of lines checked column-wise (:mod:`minidrama.bulk`),
+    in worker processes when the input is big, then written once per call (or every
+    :data:`BULK_FLUSH_ROWS` rows): the first copy of each event id in the call kept (by Arrow,
+    in input order), one Parquet file per hour partition, the rejected events' quarantine files."""
+
+    def __init__(self, storage: Storage, app: AppConfig, rates: Rates) -> None:
+        self.storage, self.app, self.rates = storage, app, rates
+        self.pending: list[_Pending] = []
+        self.rows = 0
+        self.files: dict[Path, int] = {}  # the call's files, numbered in input order
+        self.stored_ids: list[Any] = []  # event ids written by earlier flushes of this call
+        self.accepted = self.rejected = 0
+
+    def checked(
+        self,
+        chunks: Iterator[tuple[Path, int, list[bytes]]],
+        clock: Callable[[], datetime],
+        workers: int,
+    ) -> Iterator[_Pending]:
+        """Each chunk checked, in order; with ``workers`` > 1, by that many worker processes."""
+        currency, rates = self.app.currency, self.rates
+        if workers <= 1:
+            for path, first, block in chunks:
+                received_at = clock()
+                yield _Pending(path, received_at, _check_lines(first, block, received_at, currency, rates))
+            return
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["minidrama.bulk"])
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            jobs: deque[Any] = deque()
+            for path, first, block in chunks:
+                received_at = clock()
+                job = pool.submit(_check_lines, first, block, received_at, currency, rates)
+                jobs.append((path, received_at, job))
+                if len(jobs) > workers:  # bounded: a chunk per worker and one waiting
+                    done_path, done_at, done = jobs.popleft()
+                    yield _Pending(done_path, done_at, done.result())
+            while jobs:
+                done_path, done_at, done = jobs.popleft()
+                yield _Pending(done_path, done_at, done.result())
+
+    def add(self, pending: _Pending) -> None:
+        self.files.setdefault(pending.path, len(self.files))
+        self.pending.append(pending)
+        self.rows += pending.checked.table.num_rows
+        self.accepted += pending.checked.table.num_rows + pending.checked.repeated
+        self.rejected += len(pending.checked.rejected) + len(pending.checked.refused)
+        if self.rows >= BULK_FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what the chunks so far accepted and rejected."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from minidrama.writer import write_table
+
+        if not self.pending:
+            return
+        # A row's place in the call: its file, then its line.
+        orders = [
+            pa.array([self.files[item.path] << 40 | line for line in item.checked.lines], pa.int64())
+            for item in self.pending
+        ]
+        table = pa.concat_tables([item.checked.table for item in self.pending])
+        order = pa.concat_arrays(orders) if orders else pa.array([], pa.int64())
+        keep = _first_copies(table.column("event_id"), order, self.stored_ids)
+        if keep is not None:  # a later copy counts as accepted (it was), but is not stored
+            table, order = table.filter(keep), order.filter(keep)
+        stored = (
+            dict(zip(table.column("event_id").to_pylist(), order.to_pylist(), strict=True))
+            if any(item.checked.refused for item in self.pending)
+            else {}
+        )
+        for item in self.pending:
+            refused = []
+            for rejection in item.checked.refused:
+                first = stored.get(rejection.event_id)
+                earlier = first is not None and first < (self.files[item.path] << 40 | rejection.index)
+                if earlier or any(
+                    pc.any(pc.is_in(pa.array([rejection.event_id]), ids)).as_py() for ids in self.stored_ids
+                ):
+                    # stored by an earlier line of the call: the per-event path counts it as a repeat
+                    self.accepted += 1
+                    self.rejected -= 1
+                else:
+                    refused.append(rejection)
+            rejected = sorted([*item.checked.rejected, *refused], key=lambda rejection: rejection.index)
+            write_quarantine(self.storage, self.app.app_id, item.received_at, rejected, source=str(item.path))
+        write_table(self.storage, self.app.app_id, table)
+        self.stored_ids.append(table.column("event_id").combine_chunks())
+        self.pending, self.rows = [], 0
+
+
+def _first_copies(ids: Any, order: Any, stored: list[Any]) -> Any:
+    """The mask of the rows to store (the first copy of each id, in ``order``, that no earlier flush
+    stored), or None when every row is one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.table({"id": ids, "order": order})
+    firsts = table.group_by("id").aggregate([("order", "min")])
+    keep = (
+        None if firsts.num_rows == table.num_rows else pc.is_in(order, value_set=firsts.column("order_min"))
+    )
+    for earlier in stored:
+        written = pc.is_in(ids, value_set=earlier)
+        if pc.any(written).as_py():
+            fresh = pc.invert(written)
+            keep = fresh if keep is None else pc.and_(keep, fresh)
+    return keep
+
+
+def ingest_files(
+    storage: Storage,
+    app: AppConfig,
+    paths: list[Path],
+    *,
+    quiet: bool = False,
+    bulk: bool = True,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
     """``minidrama ingest``: NDJSON files into the lake; prints ``{"accepted": N, "rejected": M}``.
 
     Progress (bytes read) goes to stderr unless ``quiet`` (:class:`~minidrama.progress.Progress`).
@@ -417,8 +649,15 @@ def ingest_files(storage: Storage, app: AppConfig, paths: list[Path], *, quiet: 
     Every file is checked before anything is stored: it must be a regular file (not a named pipe,
     a device, a directory, a /proc or /sys file) and read to its end without an error; otherwise
     the file is named on stderr, nothing is ingested and the result is 2. Returns 0 otherwise,
-    also when some lines were rejected. Files are read twice (checked, then ingested in chunks of
-    :data:`FILE_CHUNK_LINES` lines), so memory stays bounded for files of any size.
+    also when some lines were rejected. Files are read twice (checked, then ingested in chunks),
+    so memory stays bounded for files of any size.
+
+    ``bulk`` (the default) checks chunks of :data:`BULK_CHUNK_LINES` lines column-wise and writes
+    the accepted rows once per call, one Parquet file per hour partition (every
+    :data:`BULK_FLUSH_ROWS` rows for a bigger call); the first copy of an ``event_id`` in the call
+    stands. Otherwise each chunk of :data:`FILE_CHUNK_LINES` lines is validated event by event
+    (the API's path) and written at once. Both give the same rows and rejections. ``clock`` gives
+    each chunk its receipt time.
     """
     from minidrama.writer import ParquetSink  # pyarrow: see ingest_events
 
@@ -434,22 +673,41 @@ def ingest_files(storage: Storage, app: AppConfig, paths: list[Path], *, quiet: 
             return 2
     sink = ParquetSink(storage)
     rates = load_rates(storage)
+    batch = _BulkFile(storage, app, rates)
+    # Worker processes pay off once there are a few chunks to share (their start takes ~0.5 s).
+    workers = min(os.cpu_count() or 1, MAX_WORKERS) if total_bytes >= PARALLEL_BYTES else 1
     accepted = rejected = 0
-    with Progress(total_bytes, "ingest", unit="B", quiet=quiet) as progress:
+    reading = paths[0]
+
+    def bulk_chunks(progress: Progress) -> Iterator[tuple[Path, int, list[bytes]]]:
+        nonlocal reading
         for path in paths:
-            try:
-                for chunk in _chunks(_read_lines(path, progress), FILE_CHUNK_LINES):
-                    result = _ingest_lines(storage, sink, app, rates, path, chunk)
-                    accepted += result.accepted
-                    rejected += len(result.rejected)
-            except OSError as error:
-                # Only when a file that was read in full fails on the second reading (a disk error,
-                # a file replaced by a pipe meanwhile): say what was stored before.
-                print(
-                    f"minidrama: cannot read {path}: {error.strerror or error} "
-                    f"(ingested before the error: {accepted} accepted, {rejected} rejected)",
-                    file=sys.stderr,
-                )
-                return 2
-    print(json.dumps({"accepted": accepted, "rejected": rejected}))
+            reading = path
+            for first, block in _line_blocks(path, progress, BULK_CHUNK_LINES):
+                yield path, first, block
+
+    with Progress(total_bytes, "ingest", unit="B", quiet=quiet) as progress:
+        try:
+            if bulk:
+                for pending in batch.checked(bulk_chunks(progress), clock, workers):
+                    batch.add(pending)
+            else:
+                for path in paths:
+                    reading = path
+                    for lines in _chunks(_read_lines(path, progress), FILE_CHUNK_LINES):
+                        result = _ingest_lines(storage, sink, app, rates, path, lines, clock())
+                        accepted += result.accepted
+                        rejected += len(result.rejected)
+        except OSError as error:
+            # Only when a file that was read in full fails on the second reading (a disk error,
+            # a file replaced by a pipe meanwhile): store what was checked, and say so.
+            batch.flush()
+            print(
+                f"minidrama: cannot read {reading}: {error.strerror or error} (ingested before the error: "
+                f"{accepted + batch.accepted} accepted, {rejected + batch.rejected} rejected)",
+                file=sys.stderr,
+            )
+            return 2
+    batch.flush()
+    print(json.dumps({"accepted": accepted + batch.accepted, "rejected": rejected + batch.rejected}))
     return 0
