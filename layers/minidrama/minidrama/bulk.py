@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from minidrama.config import Rates
+from minidrama.ingestion import MAX_NESTING, too_deep
 from minidrama.iso_codes import COUNTRY_CODES
 from minidrama.queue import EventEncodingError, encode_row
 from minidrama.schema import EVENT_COLUMNS, KNOWN_PROPERTIES
@@ -98,26 +99,41 @@ class BulkChecked:
 
 def decode_lines(lines: Sequence[bytes]) -> list[Any]:
     """Each line decoded by orjson, or None where it must take the exact path (not JSON, not UTF-8,
-    a non-integral number anywhere, a number beyond 64 bits)."""
+    nested too deeply, a number beyond 64 bits); a non-integral number is found later."""
     decoded: list[Any] = []
     loads, error = orjson.loads, orjson.JSONDecodeError
     for line in lines:
         try:
-            decoded.append(loads(line))
+            # nested deeper than the exact decoder's limit: it says so (orjson reads 1,024 levels)
+            decoded.append(None if too_deep(line) else loads(line))
         except error:
             decoded.append(None)
     return decoded
 
 
-def _no_decimals(value: Any) -> bool:
+# An event's free-form properties start 3 levels down (the event, properties, the value): deeper
+# values are for the exact decoder, which has a nesting limit (minidrama.ingestion.MAX_NESTING).
+_PLAIN_DEPTH = MAX_NESTING - 3
+
+
+def _no_decimals(value: Any, depth: int = 0) -> bool:
+    """No non-integral number in a value nested at most :data:`_PLAIN_DEPTH` levels."""
     kind = type(value)
-    if kind is float:
+    if kind is float or depth > _PLAIN_DEPTH:
         return False
     if kind is dict:
-        return all(_no_decimals(item) for item in value.values())
+        return all(_no_decimals(item, depth + 1) for item in value.values())
     if kind is list:
-        return all(_no_decimals(item) for item in value)
+        return all(_no_decimals(item, depth + 1) for item in value)
     return True
+
+
+def _no_deep_decimals(value: Any) -> bool:
+    """No decimals in a nested value, not too deep; False (defer it) otherwise."""
+    try:
+        return _no_decimals(value)
+    except RecursionError:
+        return False
 
 
 def _uint(value: Any) -> bool:
@@ -217,7 +233,7 @@ def _sort_plain(events: Sequence[Any]) -> tuple[dict[str | None, _Group], list[i
                 continue
             known = _TYPED[name]
             extra = {key: value for key, value in properties.items() if key not in known}
-        if extra and not (set(map(type, extra.values())) <= _SCALARS or _no_decimals(extra)):
+        if extra and not (set(map(type, extra.values())) <= _SCALARS or _no_deep_decimals(extra)):
             deferred.append(position)
             continue
         group.positions.append(position)
@@ -252,8 +268,8 @@ def _one_time(value: str | None) -> Any:
         return None
     try:
         return pa.scalar(value).cast(_TIMESTAMP).as_py()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError, ValueError):
+        return None  # the per-event path says what is wrong with it
 
 
 def _group_table(group: _Group, received_at: datetime) -> tuple[pa.Table, pa.Array]:
@@ -308,7 +324,10 @@ def _stored_properties(extra: dict[str, Any]) -> str | None:
     long for the fast path."""
     if not extra:
         return "{}"
-    text = orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode()
+    try:
+        text = orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes: the per-event path decides
+        return None
     return text if len(text) <= SAFE_PROPERTIES_LENGTH else None
 
 
@@ -331,6 +350,8 @@ def check_bulk(
     groups, deferred = _sort_plain(events)
     fast: list[_Kept] = []
     for group in groups.values():
+        if not group.positions:
+            continue
         table, ok = _group_table(group, received_at)
         texts = [
             _stored_properties(extra) if accepted else None

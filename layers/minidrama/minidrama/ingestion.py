@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from minidrama.config import AppConfig, Rates, load_rates
 from minidrama.lake import Storage, quarantine_key
@@ -45,6 +46,8 @@ from minidrama.validation import Rejection, validate_events
 
 __all__ = [
     "MAX_EVENTS_PER_REQUEST",
+    "MAX_NESTING",
+    "too_deep",
     "MAX_BODY_BYTES",
     "FILE_CHUNK_LINES",
     "PSEUDO_FILESYSTEMS",
@@ -58,11 +61,14 @@ __all__ = [
     "quarantine_lines",
     "write_quarantine",
     "ingest",
+    "ingest_body",
+    "TableSink",
     "ingest_events",
     "ingest_files",
 ]
 
 MAX_EVENTS_PER_REQUEST = 1_000
+MAX_NESTING = 500  # levels of arrays and objects in a request body or a line
 MAX_BODY_BYTES = 1024 * 1024  # "1 MB" of the contract, read as 1 MiB of request body
 FILE_CHUNK_LINES = 10_000  # `minidrama ingest --per-event` validates and writes files in chunks this long
 BULK_CHUNK_LINES = 50_000  # the bulk path checks chunks this long ...
@@ -117,8 +123,30 @@ def _refuse_constant(name: str) -> Any:
 
 
 def decode_json(text: str | bytes) -> Any:
-    """Strict JSON with exact decimals: non-integral numbers become ``Decimal``; NaN/Infinity are errors."""
+    """Strict JSON with exact decimals: non-integral numbers become ``Decimal``; NaN/Infinity are
+    errors, and so is nesting deeper than :data:`MAX_NESTING` levels (``ValueError`` each)."""
+    if too_deep(text):
+        raise ValueError(f"nested too deeply (more than {MAX_NESTING} levels of arrays and objects)")
     return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+
+
+_BRACKETS = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def too_deep(text: str | bytes) -> bool:
+    """Nested more than :data:`MAX_NESTING` levels: a fixed limit, where Python's decoder would stop
+    at its recursion limit, which depends on how deep the caller's stack is."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if data.count(b"[") + data.count(b"{") <= MAX_NESTING:
+        return False
+    depth = deepest = 0
+    for byte in _STRING.sub(b'""', data).translate(None, b'"'):
+        step = _BRACKETS.get(byte)
+        if step is not None:
+            depth += step
+            deepest = max(deepest, depth)
+    return deepest > MAX_NESTING
 
 
 _JSON_KINDS = {
@@ -273,6 +301,71 @@ def ingest(
     Returns once both are durable; raises (and the caller must not report success) otherwise.
     """
     return _store(storage, sink, app, received_at, _check(app, events, received_at, rates))
+
+
+@runtime_checkable
+class TableSink(Protocol):
+    """A sink that also takes a request's outcome as an Arrow table of its accepted rows and its
+    quarantine file (the local lake's): with one, a request's events are checked by the bulk path
+    (:func:`ingest_body`), and the sink stores both (durable on return, or as the sink documents)."""
+
+    def write(self, app_id: str, rows: list[dict[str, Any]], encoded: list[bytes] | None = None) -> None: ...
+
+    def write_table(self, app_id: str, table: Any, quarantine: tuple[str, bytes] | None) -> None: ...
+
+
+def ingest_body(
+    storage: Storage,
+    sink: TableSink,
+    app: AppConfig,
+    body: bytes,
+    *,
+    received_at: datetime,
+    rates: Rates,
+) -> IngestResult:
+    """One request body, checked by the bulk path (:mod:`minidrama.bulk`, the local server's way):
+    the answer of :func:`ingest` of :func:`parse_request_body`'s events, the same rows stored and
+    the same rejections, the same :class:`RequestError` for a body that is refused. Durable on
+    return, as :func:`ingest`."""
+    import orjson
+
+    from minidrama.bulk import check_bulk
+
+    events: Any = None
+    if len(body) <= MAX_BODY_BYTES and not too_deep(body):
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            document = None
+        if type(document) is dict and type(document.get("events")) is list:
+            events = document["events"]
+    if events is None or len(events) > MAX_EVENTS_PER_REQUEST:
+        # refused (parse_request_body says why), or JSON that only the exact decoder reads
+        return ingest(storage, sink, app, parse_request_body(body), received_at=received_at, rates=rates)
+    exact: list[Any] = []
+
+    def exactly(positions: list[int]) -> list[Any]:
+        if positions and not exact:
+            exact.extend(parse_request_body(body))
+        return [exact[position] for position in positions]
+
+    checked = check_bulk(
+        [event if type(event) is dict else None for event in events],
+        exact=exactly,
+        received_at=received_at,
+        currency=app.currency,
+        rates=rates,
+        seen=set(),
+    )
+    rejected = sorted([*checked.rejected, *checked.refused], key=lambda rejection: rejection.index)
+    quarantine = None
+    if rejected:
+        key = quarantine_key(app.app_id, received_at.astimezone(UTC).date())
+        quarantine = (key, quarantine_lines(app.app_id, received_at, rejected))
+    sink.write_table(app.app_id, checked.table, quarantine)
+    return IngestResult(
+        checked.table.num_rows + checked.repeated, rejected, quarantine[0] if quarantine else None
+    )
 
 
 def ingest_events(
@@ -486,10 +579,19 @@ def _check_lines(
             exact[index] = line.value
         kept.append(index)
 
+    undecodable: dict[int, _Line] = {}  # deferred lines that only orjson could read (too deep)
+
     def exactly(positions: list[int]) -> list[Any]:
-        return [
-            exact[kept[p]] if kept[p] in exact else _decode_line(*lines[kept[p]]).value for p in positions
-        ]
+        values = []
+        for position in positions:
+            if kept[position] in exact:
+                values.append(exact[kept[position]])
+                continue
+            line = _decode_line(*lines[kept[position]])
+            if line.error is not None:
+                undecodable[position] = line
+            values.append(line.value)
+        return values
 
     checked = check_bulk(
         [fast[index] for index in kept],
@@ -503,6 +605,12 @@ def _check_lines(
     def by_line(rejections: list[Rejection]) -> list[Rejection]:
         return [replace(rejection, index=lines[kept[rejection.index]][0]) for rejection in rejections]
 
+    # a deferred line the exact decoder cannot read is rejected as the per-event path rejects it
+    unreadable += [
+        Rejection(line.number, None, [f"line {line.number}: {line.error}"], line.value)
+        for line in undecodable.values()
+    ]
+    checked.rejected = [rejection for rejection in checked.rejected if rejection.index not in undecodable]
     rejected = sorted([*unreadable, *by_line(checked.rejected)], key=lambda rejection: rejection.index)
     numbers = [lines[kept[position]][0] for position in checked.positions]
     return _ChunkChecked(checked.table, numbers, rejected, by_line(checked.refused), checked.repeated)

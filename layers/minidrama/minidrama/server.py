@@ -21,7 +21,10 @@ The server is asyncio with h11, a strict HTTP/1.1 parser. With the defaults of :
   events path is a ``405`` (TRACE, PROPFIND, QUERY, ... alike), any path it has not a ``404``.
 - every answer is JSON in the contract's error shape, or the router's own answer.
 - requests are resolved one after another on one worker thread (Powertools keeps the request
-  being resolved on its router class); connections are read and written concurrently.
+  being resolved on its router class); connections are read and written concurrently. The events
+  of concurrent requests are checked by the bulk path (:func:`minidrama.ingestion.ingest_body`)
+  and written together by one writer thread (group commit: one file per partition for all the
+  requests that queued meanwhile); each answer waits until its rows are written.
 - SIGTERM or Ctrl-C: stop accepting, close idle connections, finish the requests in flight
   (answered with ``Connection: close``), then return.
 """
@@ -30,12 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,7 +64,7 @@ from minidrama.lake import Storage
 from minidrama.reading import Reader
 from minidrama.router import build_router
 from minidrama.tokens import LakeSecret
-from minidrama.writer import write_events
+from minidrama.writer import PARQUET_CONTENT_TYPE, encode_table, write_events
 
 __all__ = ["Limits", "LocalServer", "serve", "serve_in_background"]
 
@@ -84,14 +88,95 @@ class Limits:
     linger_seconds: float = 2.0
 
 
-class _LakeSink:
-    """Accepted rows straight to Parquet in the lake, durable once written; keeps nothing between requests."""
+class _GroupWriter:
+    """Writes the outcomes of concurrent requests together (group commit): one writer thread takes
+    every request queued while it wrote the last group and stores their rows as one Parquet file
+    per app and hour partition, and their quarantine files, syncing each directory once; then it
+    completes each request's future. A request's answer waits for its future, so nothing is
+    answered before it is durable; meanwhile the router checks the next request."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        self._queue: queue.SimpleQueue[_Outcome | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="minidrama-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, app_id: str, table: Any, quarantine: tuple[str, bytes] | None) -> Future[None]:
+        done: Future[None] = Future()
+        self._queue.put(_Outcome(app_id, table, quarantine, done))
+        return done
+
+    def close(self) -> None:
+        """Write what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            group = [self._queue.get()]
+            with suppress(queue.Empty):
+                while True:
+                    group.append(self._queue.get_nowait())
+            stopping = None in group
+            outcomes = [outcome for outcome in group if outcome is not None]
+            try:
+                self.storage.put_many(_files(outcomes))
+            except Exception as error:  # each request's answer becomes a 503: nothing is lost
+                for outcome in outcomes:
+                    outcome.done.set_exception(error)
+            else:
+                for outcome in outcomes:
+                    outcome.done.set_result(None)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one events request stores: its accepted rows (Arrow) and its quarantine file."""
+
+    app_id: str
+    table: Any
+    quarantine: tuple[str, bytes] | None
+    done: Future[None]
+
+
+def _files(outcomes: list[_Outcome]) -> list[tuple[str, bytes, str | None]]:
+    import pyarrow as pa
+
+    files: list[tuple[str, bytes, str | None]] = []
+    for app_id in dict.fromkeys(outcome.app_id for outcome in outcomes):
+        tables = [
+            outcome.table for outcome in outcomes if outcome.app_id == app_id and outcome.table.num_rows
+        ]
+        if tables:
+            files += [
+                (key, data, PARQUET_CONTENT_TYPE)
+                for key, data in encode_table(app_id, pa.concat_tables(tables))
+            ]
+    files += [(*outcome.quarantine, "application/x-ndjson") for outcome in outcomes if outcome.quarantine]
+    return files
+
+
+class _LakeSink:
+    """Accepted rows to Parquet in the lake. The per-event path (:meth:`write`) is durable on
+    return; the bulk path's tables (:meth:`write_table`) go to the group writer, and the request's
+    future (:meth:`take_pending`) says when they are durable: the server waits for it before
+    answering."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.writer = _GroupWriter(storage)
+        self._pending: Future[None] | None = None  # the request being resolved (one at a time)
 
     def write(self, app_id: str, rows: list[dict[str, Any]], encoded: list[bytes] | None = None) -> None:
         write_events(self.storage, app_id, rows)
+
+    def write_table(self, app_id: str, table: Any, quarantine: tuple[str, bytes] | None) -> None:
+        self._pending = self.writer.submit(app_id, table, quarantine)
+
+    def take_pending(self) -> Future[None] | None:
+        pending, self._pending = self._pending, None
+        return pending
 
 
 class _Refused(Exception):
@@ -136,9 +221,8 @@ class LocalServer:
         # Local reads of config/apps.json are cheap: re-read often, so `apps add` works at once.
         directory = AppDirectory(storage, ttl_seconds=2.0, recheck_seconds=0.0)
         reader = Reader(storage, directory, LakeSecret(storage))
-        self._router = build_router(
-            directory=directory, storage=storage, sink=_LakeSink(storage), reader=reader
-        )
+        self._sink = _LakeSink(storage)
+        self._router = build_router(directory=directory, storage=storage, sink=self._sink, reader=reader)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minidrama-router")
         self._connections: set[asyncio.Task[None]] = set()
         self._idle: set[asyncio.Task[None]] = set()
@@ -177,6 +261,7 @@ class LocalServer:
                 grace = self.limits.request_timeout + self.limits.write_timeout + 10
                 await asyncio.wait(set(self._connections), timeout=grace)
             self._executor.shutdown(wait=True)
+            self._sink.writer.close()
 
     def stop(self) -> None:
         """Begin a graceful stop; call from the server's event loop (:meth:`stop_threadsafe` elsewhere)."""
@@ -365,15 +450,31 @@ class LocalServer:
             source_ip=source_ip,
         )
         event = proxy_event(http_request, request_id=str(uuid.uuid4()), received_at=datetime.now(UTC))
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._resolve_event, event)
+        answer, pending = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._resolve_event, event
+        )
+        if pending is not None:
+            try:
+                await asyncio.wrap_future(pending)
+            except Exception:
+                logger.exception("storing a batch failed")
+                return error_answer(
+                    503,
+                    "unavailable",
+                    "the events could not be stored; retry the same request later",
+                    {"Retry-After": "1"},
+                )
+        return answer
 
-    def _resolve_event(self, event: dict[str, Any]) -> HttpAnswer:
+    def _resolve_event(self, event: dict[str, Any]) -> tuple[HttpAnswer, Future[None] | None]:
+        """The router's answer, and the write it is waiting for (an events request's)."""
         try:
             # The routes read no Lambda context; Powertools' type stands in for it.
-            return http_answer(self._router.resolve(event, LambdaContext()))
+            answer = http_answer(self._router.resolve(event, LambdaContext()))
         except Exception:
             logger.exception("resolving a request failed")
-            return error_answer(500, "internal_error", "the server failed; retry the same request later")
+            answer = error_answer(500, "internal_error", "the server failed; retry the same request later")
+        return answer, self._sink.take_pending()
 
     # --- answers -------------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ __all__ = [
     "partition_of",
     "group_by_partition",
     "rows_to_table",
+    "encode_table",
     "write_table",
     "table_to_parquet",
     "write_partition",
@@ -124,27 +125,37 @@ def write_events(storage: Storage, app_id: str, rows: list[dict[str, Any]]) -> l
     ]
 
 
+_THREADED_ROWS = 100_000  # a table this big is written two partitions at a time
 _TABLE_ORDER = [("event_time", "ascending"), ("event_id", "ascending"), ("received_at", "ascending")]
 
 
-def write_table(storage: Storage, app_id: str, table: pa.Table) -> list[str]:
-    """Write a table of accepted rows of one app (:data:`EVENTS_SCHEMA`), one file per hour
-    partition, rows sorted as :func:`rows_to_table` sorts them; returns the keys written.
-    Partitions are sorted, encoded and stored two at a time (Arrow and zstd release the GIL)."""
+def encode_table(app_id: str, table: pa.Table) -> list[tuple[str, bytes]]:
+    """A table of accepted rows of one app (:data:`EVENTS_SCHEMA`) as the Parquet files to store:
+    one per hour partition, rows sorted as :func:`rows_to_table` sorts them, (key, bytes) each.
+    Partitions of a big table are sorted and encoded two at a time (Arrow and zstd release the GIL)."""
     if table.num_rows == 0:
         return []
     hours = pc.floor_temporal(table.column("event_time"), unit="hour")
 
-    def write(hour: datetime) -> str:
+    def encode(hour: datetime) -> tuple[str, bytes]:
         rows = table.filter(pc.equal(hours, pa.scalar(hour, hours.type))).sort_by(_TABLE_ORDER)
         partition = partition_of(app_id, hour)
         data = table_to_parquet(rows.combine_chunks())
-        key = events_key(app_id, partition.dt, partition.hour, hashlib.sha256(data).hexdigest()[:32])
-        storage.put_bytes(key, data, PARQUET_CONTENT_TYPE)
-        return key
+        return events_key(app_id, partition.dt, partition.hour, hashlib.sha256(data).hexdigest()[:32]), data
 
+    partitions = sorted(pc.unique(hours).to_pylist())
+    if table.num_rows < _THREADED_ROWS:
+        return [encode(hour) for hour in partitions]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(write, sorted(pc.unique(hours).to_pylist())))
+        return list(pool.map(encode, partitions))
+
+
+def write_table(storage: Storage, app_id: str, table: pa.Table) -> list[str]:
+    """Write :func:`encode_table`'s files; returns their keys."""
+    files = encode_table(app_id, table)
+    for key, data in files:
+        storage.put_bytes(key, data, PARQUET_CONTENT_TYPE)
+    return [key for key, _data in files]
 
 
 class ParquetSink:

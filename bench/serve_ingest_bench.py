@@ -1,0 +1,161 @@
+"""Benchmark of `minidrama serve`'s events route: concurrent clients posting batches of events.
+
+A real `minidrama serve` (any free port) on a fresh local lake with one registered app; --clients
+threads (default 4) each post --requests batches of --batch events (default 500, ~2% invalid, the
+generator of ``bench/ingest_bench.py``) over one keep-alive connection, as fast as the answers come.
+Every answer must be 202 with all events counted. Reports events/s (events acknowledged over the
+wall time from the first request to the last answer) and the median latency of a request, median
+of --runs, each run on a new server and lake.
+
+``--per-event`` runs the server with the per-event path (the ingest function's) instead of the
+bulk path, for the ratio in the same run:
+
+    .venv/bin/python bench/serve_ingest_bench.py [--runs 3] [--clients 4] [--batch 500] [--requests 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest_bench import make_events  # noqa: E402
+
+PYTHON = sys.executable
+APP = "bench-app"
+# The server with the per-event path: its lake sink without write_table is a plain Sink.
+PER_EVENT_SERVER = (
+    "import sys; from minidrama import server; del server._LakeSink.write_table; "
+    "from minidrama.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+def bodies(clients: int, requests: int, batch: int) -> list[list[bytes]]:
+    """Each client's request bodies: distinct events everywhere."""
+    return [
+        [
+            json.dumps({"events": make_events(batch, seed=1000 * client + number)}, default=_json).encode()
+            for number in range(requests)
+        ]
+        for client in range(clients)
+    ]
+
+
+def run_once(per_event: bool, work: list[list[bytes]], batch: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as root:
+        lake = Path(root) / "lake"
+        added = subprocess.run(
+            [PYTHON, "-m", "minidrama", "apps", "add", APP, "--lake", str(lake)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        key = json.loads(added.stdout)["api_key"]
+        command = [PYTHON, "-c", PER_EVENT_SERVER] if per_event else [PYTHON, "-m", "minidrama"]
+        server = subprocess.Popen(
+            [*command, "serve", "--lake", str(lake), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            assert server.stdout is not None
+            base = server.stdout.readline().split("listening on ", 1)[1].split()[0].rstrip("/")
+            host, port = base.removeprefix("http://").split(":")
+            latencies: list[float] = []
+            failures: list[str] = []
+            counted = [0]
+            lock = threading.Lock()
+            start = threading.Barrier(len(work) + 1)
+
+            def client(requests: list[bytes]) -> None:
+                connection = http.client.HTTPConnection(host, int(port), timeout=60)
+                start.wait()
+                for body in requests:
+                    began = time.perf_counter()
+                    connection.request(
+                        "POST",
+                        f"/v1/apps/{APP}/events",
+                        body,
+                        {"x-api-key": key, "content-type": "application/json"},
+                    )
+                    answer = connection.getresponse()
+                    data = answer.read()
+                    took = time.perf_counter() - began
+                    with lock:
+                        latencies.append(took)
+                        if answer.status != 202:
+                            failures.append(f"{answer.status} {data[:200]!r}")
+                        else:
+                            result = json.loads(data)
+                            counted[0] += result["accepted"] + len(result["rejected"])
+                connection.close()
+
+            threads = [threading.Thread(target=client, args=(requests,)) for requests in work]
+            for thread in threads:
+                thread.start()
+            start.wait()
+            began = time.perf_counter()
+            for thread in threads:
+                thread.join()
+            wall = time.perf_counter() - began
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        expected = sum(len(requests) for requests in work) * batch
+        if failures or counted[0] != expected:
+            raise SystemExit(
+                f"the server did not take every event: {failures[:3]} {counted[0]} of {expected}"
+            )
+        return {"events_per_s": expected / wall, "median_latency_ms": statistics.median(latencies) * 1000}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=60, help="per client")
+    parser.add_argument("--no-per-event", action="store_true", help="skip the per-event baseline")
+    args = parser.parse_args()
+    work = bodies(args.clients, args.requests, args.batch)
+    variants = ["bulk"] if args.no_per_event else ["bulk", "per-event"]
+    results: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
+    for run in range(args.runs):
+        for variant in variants if run % 2 == 0 else list(reversed(variants)):
+            results[variant].append(run_once(variant == "per-event", work, args.batch))
+    print(
+        f"minidrama serve, {args.clients} clients x {args.requests} requests of {args.batch} events "
+        f"(median of {args.runs} runs):"
+    )
+    medians = {}
+    for variant, runs in results.items():
+        rate = statistics.median(run["events_per_s"] for run in runs)
+        latency = statistics.median(run["median_latency_ms"] for run in runs)
+        medians[variant] = rate
+        print(f"  {variant:<10} {rate:>9,.0f} events/s   median request {latency:6.1f} ms")
+    if "per-event" in medians:
+        print(f"  bulk / per-event: {medians['bulk'] / medians['per-event']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
