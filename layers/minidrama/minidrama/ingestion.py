@@ -130,23 +130,34 @@ def decode_json(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
 
 
-_BRACKETS = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def too_deep(text: str | bytes) -> bool:
     """Nested more than :data:`MAX_NESTING` levels: a fixed limit, where Python's decoder would stop
-    at its recursion limit, which depends on how deep the caller's stack is."""
+    at its recursion limit, which depends on how deep the caller's stack is. Fast for any body: the
+    brackets alone are looked at, strings left out only when the brackets in them could matter."""
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if data.count(b"[") + data.count(b"{") <= MAX_NESTING:
-        return False
-    depth = deepest = 0
-    for byte in _STRING.sub(b'""', data).translate(None, b'"'):
-        step = _BRACKETS.get(byte)
-        if step is not None:
-            depth += step
-            deepest = max(deepest, depth)
-    return deepest > MAX_NESTING
+    if len(data) < 4096 and data.count(b"[") + data.count(b"{") <= MAX_NESTING:
+        return False  # a line: too few brackets to nest that deep
+    brackets = data.translate(None, _NOT_BRACKETS)
+    if brackets.count(b"[") + brackets.count(b"{") <= MAX_NESTING or not _deeper_than_limit(brackets):
+        return False  # not even counting the brackets inside strings
+    return _deeper_than_limit(_STRING.sub(b'""', data).translate(None, _NOT_BRACKETS))
+
+
+def _deeper_than_limit(brackets: bytes) -> bool:
+    """Whether brackets (``[]{}`` only) nest more than :data:`MAX_NESTING` deep: each round takes
+    the innermost pairs away; unbalanced ones are left to the decoder, which refuses them."""
+    for _ in range(MAX_NESTING):
+        innermost = brackets.replace(b"[]", b".").replace(b"{}", b".")
+        if innermost == brackets:
+            return False
+        brackets = innermost.replace(b".", b"")
+        if not brackets:
+            return False
+    return True
 
 
 _JSON_KINDS = {
