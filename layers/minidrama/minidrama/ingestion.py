@@ -72,7 +72,7 @@ MAX_NESTING = 500  # levels of arrays and objects in a request body or a line
 MAX_BODY_BYTES = 1024 * 1024  # "1 MB" of the contract, read as 1 MiB of request body
 FILE_CHUNK_LINES = 10_000  # `minidrama ingest --per-event` validates and writes files in chunks this long
 BULK_CHUNK_LINES = 50_000  # the bulk path checks chunks this long ...
-BULK_FLUSH_ROWS = 2_000_000  # ... and writes its accepted rows at the end, or after this many
+BULK_FLUSH_ROWS = 1_000_000  # ... and writes its accepted rows at the end, or after this many (~1 GB)
 PARALLEL_BYTES = 32 * 1024 * 1024  # input from which the bulk path checks chunks in worker processes
 MAX_WORKERS = 4
 
