@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,16 +45,22 @@ def serving_demo(lake: Path, workdir: Path) -> Iterator[Served]:
             text=True,
         ).stdout
     )["token"]
+    with serving(lake) as base:
+        yield Served(lake, base, token)
+
+
+@contextmanager
+def serving(lake: Path, command: Sequence[str] = (PYTHON, "-m", "minidrama")) -> Iterator[str]:
+    """``minidrama serve`` (as ``command`` starts the CLI) on any free port of ``lake``; yields its URL."""
     server = subprocess.Popen(
-        [PYTHON, "-m", "minidrama", "serve", "--lake", str(lake), "--port", "0"],
+        [*command, "serve", "--lake", str(lake), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
         assert server.stdout is not None
-        base = server.stdout.readline().split("listening on ", 1)[1].split()[0].rstrip("/")
-        yield Served(lake, base, token)
+        yield server.stdout.readline().split("listening on ", 1)[1].split()[0].rstrip("/")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_server import serving  # noqa: E402
 from ingest_bench import make_events  # noqa: E402
 
 PYTHON = sys.executable
@@ -68,15 +69,7 @@ def run_once(per_event: bool, work: list[list[bytes]], batch: int) -> dict[str, 
         )
         key = json.loads(added.stdout)["api_key"]
         command = [PYTHON, "-c", PER_EVENT_SERVER] if per_event else [PYTHON, "-m", "minidrama"]
-        server = subprocess.Popen(
-            [*command, "serve", "--lake", str(lake), "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert server.stdout is not None
-            base = server.stdout.readline().split("listening on ", 1)[1].split()[0].rstrip("/")
+        with serving(lake, command) as base:
             host, port = base.removeprefix("http://").split(":")
             latencies: list[float] = []
             failures: list[str] = []
@@ -115,9 +108,6 @@ def run_once(per_event: bool, work: list[list[bytes]], batch: int) -> dict[str, 
             for thread in threads:
                 thread.join()
             wall = time.perf_counter() - began
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
         expected = sum(len(requests) for requests in work) * batch
         if failures or counted[0] != expected:
             raise SystemExit(
