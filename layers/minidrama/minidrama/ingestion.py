@@ -774,7 +774,9 @@ def ingest_files(
     ``bulk`` (the default) checks chunks of :data:`BULK_CHUNK_LINES` lines column-wise and writes
     the accepted rows once per call, one Parquet file per hour partition (every
     :data:`BULK_FLUSH_ROWS` rows for a bigger call); the first copy of an ``event_id`` in the call
-    stands. Otherwise each chunk of :data:`FILE_CHUNK_LINES` lines is validated event by event
+    stands; its worker processes are started by multiprocessing's forkserver, so a script that
+    calls this must guard its main module (``if __name__ == "__main__":``), as multiprocessing
+    asks. Otherwise each chunk of :data:`FILE_CHUNK_LINES` lines is validated event by event
     (the API's path) and written at once. Both give the same rows and rejections. ``clock`` gives
     each chunk its receipt time.
     """
