@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
@@ -119,7 +120,7 @@ _PLAIN_DEPTH = MAX_NESTING - 3
 def _no_decimals(value: Any, depth: int = 0) -> bool:
     """No non-integral number in a value nested at most :data:`_PLAIN_DEPTH` levels."""
     kind = type(value)
-    if kind is float or depth > _PLAIN_DEPTH:
+    if kind is float or kind is Decimal or depth > _PLAIN_DEPTH:  # Decimal: an exactly decoded event
         return False
     if kind is dict:
         return all(_no_decimals(item, depth + 1) for item in value.values())

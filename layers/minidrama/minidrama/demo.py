@@ -183,7 +183,9 @@ def run_demo(out_dir: Path, lake: str | None, days: int, seed: int) -> int:
     sample: list[dict[str, Any]] = []
     for number, (day, events) in enumerate(simulate(first_day, days, seed, timezone=app.timezone), start=1):
         for batch in _batches(events, BATCH_SIZE):
-            result = ingest_events(storage, app, batch, received_at=received_at_of(batch, now), rates=rates)
+            result = ingest_events(
+                storage, app, batch, received_at=received_at_of(batch, now), rates=rates, bulk=True
+            )
             sent += len(batch)
             accepted += result.accepted
             rejected += len(result.rejected)

@@ -386,21 +386,41 @@ def ingest_events(
     *,
     received_at: datetime | None = None,
     rates: Rates | None = None,
+    bulk: bool = False,
 ) -> IngestResult:
-    """Ingest a batch of decoded events straight into a lake (local server, CLI, demo).
+    """Ingest a batch of decoded events straight into a lake (the demo, tests).
 
-    ``received_at`` defaults to now; ``rates`` to the lake's configured rates.
+    ``received_at`` defaults to now; ``rates`` to the lake's configured rates. ``bulk`` checks the
+    batch by the bulk path (:mod:`minidrama.bulk`, as the local server does), with the same
+    outcomes as the per-event path.
     """
     # Imported here, not at the top: the writer needs pyarrow, which the ingest function lacks.
-    from minidrama.writer import ParquetSink
+    from minidrama.writer import ParquetSink, write_table
 
+    received_at = received_at or datetime.now(UTC)
+    rates = rates if rates is not None else load_rates(storage)
+    if bulk:
+        from minidrama.bulk import check_bulk
+
+        checked = check_bulk(
+            [event if type(event) is dict else None for event in events],
+            exact=lambda positions: [events[position] for position in positions],
+            received_at=received_at,
+            currency=app.currency,
+            rates=rates,
+            seen=set(),
+        )
+        rejected = sorted([*checked.rejected, *checked.refused], key=lambda rejection: rejection.index)
+        key = write_quarantine(storage, app.app_id, received_at, rejected)
+        write_table(storage, app.app_id, checked.table)
+        return IngestResult(checked.table.num_rows + checked.repeated, rejected, key)
     return ingest(
         storage,
         ParquetSink(storage),
         app,
         events,
-        received_at=received_at or datetime.now(UTC),
-        rates=rates if rates is not None else load_rates(storage),
+        received_at=received_at,
+        rates=rates,
     )
 
 
