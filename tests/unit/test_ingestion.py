@@ -27,6 +27,7 @@ from minidrama.ingestion import (
     ingest_files,
     parse_request_body,
     quarantine_lines,
+    too_deep,
 )
 from minidrama.lake import LocalStorage
 from minidrama.validation import Rejection
@@ -384,3 +385,27 @@ def test_the_ingest_path_does_not_import_pyarrow() -> None:
     code = "import sys, minidrama.api, minidrama.ingestion, minidrama.queue; print('pyarrow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        ("[" * 500 + "]" * 500, False),
+        ("[" * 501 + "]" * 501, True),
+        ("{[" * 250 + "]}" * 250, False),  # alternating objects and arrays count level by level
+        ("{[" * 250 + "[]" + "]}" * 250, True),
+        ('{"a": "' + "[" * 900 + '"}', False),  # brackets inside a string are text
+        ('{"a": "' + "x" * 5000 + '", "b": ' + "[" * 501 + "]" * 501 + "}", True),
+        ("[" * 600, False),  # unbalanced: left to the decoder, which refuses it
+    ],
+)
+def test_nesting_deeper_than_500_levels_is_found_wherever_it_is(text: str, deep: bool) -> None:
+    assert too_deep(text) is deep and too_deep(text.encode()) is deep
+
+
+def test_a_body_nested_over_500_levels_is_refused_whatever_the_stack() -> None:
+    deep = b'{"events": [{"properties": {"x": ' + b"[" * 600 + b"]" * 600 + b"}}]}"
+    with pytest.raises(MalformedRequestError, match=r"nested too deeply \(more than 500 levels"):
+        parse_request_body(deep)
+    shallow = b'{"events": [{"properties": {"x": ' + b"[" * 490 + b"]" * 490 + b"}}]}"
+    assert len(parse_request_body(shallow)) == 1
