@@ -725,7 +725,7 @@ class _BulkFile:
         ]
         table = pa.concat_tables([item.checked.table for item in self.pending])
         order = pa.concat_arrays(orders) if orders else pa.array([], pa.int64())
-        keep = _first_copies(table.column("event_id"), order, self.stored_ids)
+        keep = _stored_first_copies(table.column("event_id"), order, self.stored_ids)
         if keep is not None:  # a later copy counts as accepted (it was), but is not stored
             table, order = table.filter(keep), order.filter(keep)
         stored = (
@@ -753,7 +753,7 @@ class _BulkFile:
         self.pending, self.rows = [], 0
 
 
-def _first_copies(ids: Any, order: Any, stored: list[Any]) -> Any:
+def _stored_first_copies(ids: Any, order: Any, stored: list[Any]) -> Any:
     """The mask of the rows to store (the first copy of each id, in ``order``, that no earlier flush
     stored), or None when every row is one."""
     import pyarrow as pa
