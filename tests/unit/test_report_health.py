@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from minidrama.report.health import parquet_row_count, provisional_days, rejection_reason
+from minidrama.lake import LocalStorage
+from minidrama.report.health import parquet_row_count, provisional_days, rejection_reason, stored_row_count
 
 DAY = date(2026, 11, 30)
 
@@ -40,9 +41,41 @@ def _parquet(rows: int, row_group_size: int | None = None, **options) -> bytes:
         (40, None, {"version": "1.0", "use_dictionary": False}),
     ],
 )
-def test_the_row_count_is_the_footers(rows, row_group_size, options):
+def test_the_row_count_is_the_footers(rows, row_group_size, options, tmp_path):
     data = _parquet(rows, row_group_size, **options)
     assert parquet_row_count(data) == pq.ParquetFile(io.BytesIO(data)).metadata.num_rows == rows
+    # AND read from the stored file's end alone, the same
+    lake = _CountingLake(tmp_path / "lake")
+    lake.put_bytes("events/file.parquet", data)
+    assert stored_row_count(lake, "events/file.parquet") == rows
+    assert lake.whole_reads == 0
+
+
+def test_a_footer_longer_than_the_first_ranged_read_is_read_with_a_second(tmp_path):
+    # GIVEN a file of 3,000 row groups: its footer is several hundred KiB
+    data = _parquet(3_000, 1)
+    footer = int.from_bytes(data[-8:-4], "little")
+    assert footer > 64 * 1024
+    lake = _CountingLake(tmp_path / "lake")
+    lake.put_bytes("events/big.parquet", data)
+    # THEN its rows are counted from two reads of its end, never the whole file
+    assert stored_row_count(lake, "events/big.parquet") == 3_000
+    assert lake.tail_reads == [64 * 1024, footer + 12] and lake.whole_reads == 0
+
+
+class _CountingLake(LocalStorage):
+    def __init__(self, root):
+        super().__init__(root)
+        self.tail_reads: list[int] = []
+        self.whole_reads = 0
+
+    def get_bytes(self, key):
+        self.whole_reads += 1
+        return super().get_bytes(key)
+
+    def get_tail(self, key, size):
+        self.tail_reads.append(size)
+        return super().get_tail(key, size)
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,10 @@ class Storage(Protocol):
 
     def get_bytes(self, key: str) -> bytes: ...
 
+    def get_tail(self, key: str, size: int) -> bytes:
+        """The last ``size`` bytes of the object (all of it when it is smaller)."""
+        ...
+
     def list(self, prefix: str) -> list[ObjectInfo]: ...
 
     def delete(self, keys: builtins.list[str]) -> None: ...
@@ -211,6 +215,15 @@ class LocalStorage:
     def get_bytes(self, key: str) -> bytes:
         try:
             return self.path(key).read_bytes()
+        except FileNotFoundError as error:
+            raise NotFoundError(key) from error
+
+    def get_tail(self, key: str, size: int) -> bytes:
+        try:
+            with self.path(key).open("rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(handle.tell() - size, 0))
+                return handle.read()
         except FileNotFoundError as error:
             raise NotFoundError(key) from error
 
@@ -293,6 +306,13 @@ class S3Storage:
     def get_bytes(self, key: str) -> bytes:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+        except self.client.exceptions.NoSuchKey as error:
+            raise NotFoundError(key) from error
+        return response["Body"].read()
+
+    def get_tail(self, key: str, size: int) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._full(key), Range=f"bytes=-{size}")
         except self.client.exceptions.NoSuchKey as error:
             raise NotFoundError(key) from error
         return response["Body"].read()
