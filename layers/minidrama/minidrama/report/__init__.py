@@ -1,9 +1,11 @@
-"""The daily report: metrics documents in; an HTML page, an A4 PDF and an email out.
+"""The daily, weekly and monthly reports: metrics documents in; an HTML page, an A4 PDF and an email out.
 
 Modules, pure core first:
 
 - :mod:`~minidrama.report.format` — numbers as a reader sees them ("—" for unknown, never 0).
-- :mod:`~minidrama.report.model` — the view model built from the day's and 30 earlier documents.
+- :mod:`~minidrama.report.period` — what a report covers: a day, an ISO week, a month.
+- :mod:`~minidrama.report.documents` — the metrics documents' shapes, as the report reads them.
+- :mod:`~minidrama.report.model` — the view model built from the documents of the day or the period.
 - :mod:`~minidrama.report.charts` — Vega-Lite specs, rendered by vl-convert (SVG, PNG).
 - :mod:`~minidrama.report.render` — Jinja2 HTML, WeasyPrint PDF, plain text: :func:`build_report`.
 - :mod:`~minidrama.report.email` — the MIME message.

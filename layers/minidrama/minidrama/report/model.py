@@ -3,9 +3,12 @@
 The report for day D reads the documents of D and the 30 days before it (a window of 31).
 Everything here is computed from those documents alone (plus, optionally, the day's
 :class:`~minidrama.report.health.DataHealth`); a day whose document is missing stays missing
-(``None``) all the way to the page, where it reads as "—" or as a gap in a line.
+(``None``) all the way to the page, where it reads as "—" or as a gap in a line. A weekly or
+monthly report (:func:`build_period_view`) reads its period's range document, the previous
+period's, and the daily documents of its days for the trend charts.
 
-The document is read through :class:`Segment` and its parts (TypedDicts of SPEC section 6), and
+The document is read through :class:`Segment` and its parts (the TypedDicts of
+:mod:`minidrama.report.documents`: SPEC sections 6 and 7), and
 every metric the report shows is a :class:`Metric` whose ``read`` subscripts that shape: a
 misspelt key is a type error (mypy), not a KeyError at 8 in the morning. ``Metric.key`` is the
 metric's path in the segment, written into the page's ``data-metric`` attributes only (tests
@@ -20,9 +23,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, cast
 
 from minidrama.metrics.schema import CURRENT_SCHEMA_VERSION
+from minidrama.report.documents import (
+    AnySegment,
+    Breakdown,
+    CohortReturn,
+    CohortRow,
+    FunnelStageMetrics,
+    MetricsDocument,
+    RangeDocument,
+    RangeRetentionByDays,
+    RangeSegment,
+    RetentionTotal,
+    RetentionValue,
+    Segment,
+)
 from minidrama.report.format import (
     change_direction,
     format_change,
@@ -77,240 +94,6 @@ class ReportInputError(ValueError):
 
 class MissingMetricsError(ReportInputError):
     """The metrics document of the report's day does not exist."""
-
-
-# --- the document's shape (SPEC section 6), as the report reads it -----------------------------
-
-
-class DashboardMetrics(TypedDict):
-    total_users: int
-    active_users: int
-    new_users: int
-    median_duration_per_user_ms: Number | None
-
-
-class BehaviorMetrics(TypedDict):
-    total_users: int
-    new_users: int
-    repeat_users: int
-    visit_count: int
-    average_visit_count: float | None
-    median_duration_per_user_ms: Number | None
-    median_duration_per_session_ms: Number | None
-    active_users: int
-    effectively_active_users: int
-
-
-class RetentionTotal(TypedDict):
-    cohort_size: int
-    retained: int
-    rate: float | None
-
-
-class RetentionValue(RetentionTotal):
-    cohort_date: str
-
-
-class RetentionByDays(TypedDict):
-    d1: RetentionValue
-    d7: RetentionValue
-    d14: RetentionValue
-    d30: RetentionValue
-
-
-class RetentionMetrics(TypedDict):
-    new: RetentionByDays
-    active: RetentionByDays
-
-
-class CohortReturn(TypedDict):
-    retained: int
-    rate: float | None
-
-
-class CohortRow(TypedDict):
-    """One cohort day of a range document's retention; dN is None when C + N is after the range."""
-
-    cohort_date: str
-    cohort_size: int
-    d1: CohortReturn | None
-    d7: CohortReturn | None
-    d14: CohortReturn | None
-    d30: CohortReturn | None
-
-
-class RangeRetentionByDays(TypedDict):
-    cohorts: list[CohortRow]
-    d1: RetentionTotal
-    d7: RetentionTotal
-    d14: RetentionTotal
-    d30: RetentionTotal
-
-
-class RangeRetentionMetrics(TypedDict):
-    new: RangeRetentionByDays
-    active: RangeRetentionByDays
-
-
-Breakdown = dict[str, int]
-
-
-class ProfileBreakdown(TypedDict):
-    gender: Breakdown
-    age_group: Breakdown
-    region: Breakdown
-
-
-class DeviceBreakdown(TypedDict):
-    brand: Breakdown
-    model: Breakdown
-    tiktok_version: Breakdown
-
-
-class ProfileMetrics(TypedDict):
-    new: ProfileBreakdown
-    active: ProfileBreakdown
-
-
-class DeviceMetrics(TypedDict):
-    new: DeviceBreakdown
-    active: DeviceBreakdown
-
-
-class EntryPointMetrics(TypedDict):
-    active_users: int
-    new_users: int
-    launch_sessions: int
-    average_duration_per_session_ms: Number | None
-
-
-class FunnelStageMetrics(TypedDict):
-    stage: str
-    pv: int
-    rate_from_previous: float | None
-    rate_from_first: float | None
-
-
-class FunnelMetrics(TypedDict):
-    recharge: list[FunnelStageMetrics]
-    redeem: list[FunnelStageMetrics]
-
-
-class LtvTotal(TypedDict):
-    cohort_size: int
-    revenue: float
-    value: float | None
-
-
-class LtvValue(LtvTotal):
-    cohort_date: str
-
-
-class LtvByDays(TypedDict):
-    d0: LtvValue
-    d7: LtvValue
-    d30: LtvValue
-
-
-class RangeLtv(TypedDict):
-    range: LtvTotal
-    d0: LtvTotal
-    d7: LtvTotal
-    d30: LtvTotal
-
-
-class _IapUsers(TypedDict):
-    paying_users: int
-    paying_user_rate: float | None
-    repeat_paying_users: int
-    repeat_paying_user_rate: float | None
-    arppu: float | None
-
-
-class IapUsersMetrics(_IapUsers):
-    ltv: LtvByDays
-
-
-class RangeIapUsersMetrics(_IapUsers):
-    ltv: RangeLtv
-
-
-class RedeemedProduct(TypedDict):
-    product_id: str
-    orders: int
-
-
-class OrderMetrics(TypedDict):
-    gmv: float
-    average_gmv: float | None
-    recharge_orders: int
-    redeem_orders: int
-    top_redeemed_products: list[RedeemedProduct]
-
-
-class IapOrdersMetrics(TypedDict):
-    all: OrderMetrics
-    new_payers: OrderMetrics
-    returning_payers: OrderMetrics
-
-
-class PerformanceMetrics(TypedDict):
-    loading_success_rate: float | None
-    average_launch_ms: Number | None
-
-
-class _Segment(TypedDict):
-    dashboard: DashboardMetrics
-    behavior: BehaviorMetrics
-    profile: ProfileMetrics
-    device: DeviceMetrics
-    entry_points: dict[str, EntryPointMetrics]
-    funnel: FunnelMetrics
-    iap_orders: IapOrdersMetrics
-    performance: PerformanceMetrics
-
-
-class Segment(_Segment):
-    """One segment ``M`` of a daily document (SPEC section 6)."""
-
-    retention: RetentionMetrics
-    iap_users: IapUsersMetrics
-
-
-class RangeSegment(_Segment):
-    """One segment of a range document (SPEC section 7): retention and LTV have their range forms."""
-
-    retention: RangeRetentionMetrics
-    iap_users: RangeIapUsersMetrics
-
-
-AnySegment = Segment | RangeSegment
-
-
-class MetricsDocument(TypedDict):
-    schema_version: int
-    app_id: str
-    date: str
-    timezone: str
-    currency: str
-    generated_at: str
-    segments: dict[str, Segment]
-
-
-RangeDocument = TypedDict(
-    "RangeDocument",
-    {
-        "schema_version": int,
-        "app_id": str,
-        "kind": str,
-        "from": str,
-        "to": str,
-        "timezone": str,
-        "currency": str,
-        "generated_at": str,
-        "segments": dict[str, RangeSegment],
-    },
-)
 
 
 # --- the metrics the report shows, each defined once -------------------------------------------
