@@ -29,15 +29,11 @@ from minidrama.metrics.schema import CURRENT_SCHEMA_VERSION
 from minidrama.report.documents import (
     AnySegment,
     Breakdown,
-    CohortReturn,
     CohortRow,
     FunnelStageMetrics,
     MetricsDocument,
     RangeDocument,
-    RangeRetentionByDays,
     RangeSegment,
-    RetentionTotal,
-    RetentionValue,
     Segment,
 )
 from minidrama.report.format import (
@@ -75,6 +71,9 @@ __all__ = [
 
 WINDOW_DAYS = 31  # the day itself and the 30 days before it
 RETENTION_DAYS = (1, 7, 14, 30)
+DayKey = Literal["d1", "d7", "d14", "d30"]
+# A retention day's key in the document (a TypedDict is subscripted by literal keys only).
+DAY_KEYS: dict[int, DayKey] = {1: "d1", 7: "d7", 14: "d14", 30: "d30"}
 COHORT_ROWS = 30
 # The email shows the cohorts of the last two weeks and the one whose D30 was published today;
 # the page and the PDF show all 30.
@@ -1069,17 +1068,6 @@ def _retention_rows(day: date, documents: Mapping[date, MetricsDocument | None])
     return rows
 
 
-def _published_retention(segment: Segment, cohort: CohortKind, days: int) -> RetentionValue:
-    by_days = segment["retention"][cohort]
-    if days == 1:
-        return by_days["d1"]
-    if days == 7:
-        return by_days["d7"]
-    if days == 14:
-        return by_days["d14"]
-    return by_days["d30"]
-
-
 def _cohort_retention(
     day: date, cohort_date: date, cohort: CohortKind, documents: Mapping[date, MetricsDocument | None]
 ) -> CohortRetention:
@@ -1095,7 +1083,7 @@ def _cohort_retention(
         if segment is None:
             cells[n] = RetentionCell(n, path, source, "missing")
             continue
-        published = _published_retention(segment, cohort, n)
+        published = segment["retention"][cohort][DAY_KEYS[n]]
         if published["cohort_date"] != cohort_date.isoformat():
             raise ReportInputError(
                 f"retention {cohort} d{n} of {measured_on.isoformat()} is for cohort "
@@ -1113,26 +1101,6 @@ def _cohort_retention(
     return CohortRetention(size, cells)
 
 
-def _cohort_return(row: CohortRow, days: int) -> CohortReturn | None:
-    if days == 1:
-        return row["d1"]
-    if days == 7:
-        return row["d7"]
-    if days == 14:
-        return row["d14"]
-    return row["d30"]
-
-
-def _retention_total(by_days: RangeRetentionByDays, days: int) -> RetentionTotal:
-    if days == 1:
-        return by_days["d1"]
-    if days == 7:
-        return by_days["d7"]
-    if days == 14:
-        return by_days["d14"]
-    return by_days["d30"]
-
-
 def _range_retention(period: ReportPeriod, current: RangeSegment) -> tuple[list[RetentionRow], RetentionRow]:
     """A period's cohort rows (newest first) as its range document publishes them, and its totals."""
     source = period.label
@@ -1140,7 +1108,7 @@ def _range_retention(period: ReportPeriod, current: RangeSegment) -> tuple[list[
     def cohort_row(cohort: CohortKind, index: int, row: CohortRow) -> CohortRetention:
         cells = {}
         for n in RETENTION_DAYS:
-            value = _cohort_return(row, n)
+            value = row[DAY_KEYS[n]]
             path = f"retention.{cohort}.cohorts.{index}.d{n}.rate"
             cells[n] = (
                 RetentionCell(n, path, source, "pending")
@@ -1155,7 +1123,7 @@ def _range_retention(period: ReportPeriod, current: RangeSegment) -> tuple[list[
         by_days = current["retention"][cohort]
         cells = {}
         for n in RETENTION_DAYS:
-            total = _retention_total(by_days, n)
+            total = by_days[DAY_KEYS[n]]
             path = f"retention.{cohort}.d{n}.rate"
             cells[n] = (
                 RetentionCell(
