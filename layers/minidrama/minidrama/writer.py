@@ -108,11 +108,16 @@ def table_to_parquet(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+def partition_file_key(partition: Partition, data: bytes) -> str:
+    """The key of a partition's Parquet file, named by its content (a rewrite of the same rows is
+    the same file)."""
+    return events_key(partition.app_id, partition.dt, partition.hour, hashlib.sha256(data).hexdigest()[:32])
+
+
 def write_partition(storage: Storage, partition: Partition, rows: list[dict[str, Any]]) -> str:
     """Write one partition's rows as one Parquet file; returns its key."""
     data = table_to_parquet(rows_to_table(rows))
-    name = hashlib.sha256(data).hexdigest()[:32]
-    key = events_key(partition.app_id, partition.dt, partition.hour, name)
+    key = partition_file_key(partition, data)
     storage.put_bytes(key, data, PARQUET_CONTENT_TYPE)
     return key
 
@@ -139,9 +144,8 @@ def encode_table(app_id: str, table: pa.Table) -> list[tuple[str, bytes]]:
 
     def encode(hour: datetime) -> tuple[str, bytes]:
         rows = table.filter(pc.equal(hours, pa.scalar(hour, hours.type))).sort_by(_TABLE_ORDER)
-        partition = partition_of(app_id, hour)
         data = table_to_parquet(rows.combine_chunks())
-        return events_key(app_id, partition.dt, partition.hour, hashlib.sha256(data).hexdigest()[:32]), data
+        return partition_file_key(partition_of(app_id, hour), data), data
 
     partitions = sorted(pc.unique(hours).to_pylist())
     if table.num_rows < _THREADED_ROWS:
