@@ -290,25 +290,24 @@ def _group_table(group: _Group, received_at: datetime) -> tuple[pa.Table, pa.Arr
         # event_time is text until the rules parse it
         column_type = pa.string() if name == "event_time" else EVENTS_SCHEMA.field(name).type
         arrays[name] = pa.array(given[name], column_type) if name in given else pa.nulls(count, column_type)
-    strings = arrays
-    ok = pc.match_substring_regex(strings["event_name"], _NAME_SHAPE)
+    ok = pc.match_substring_regex(arrays["event_name"], _NAME_SHAPE)
     for name in ("event_id", "user_id"):
-        ok = pc.and_(ok, _length_between(strings[name], 1, MAX_ID_LENGTH))
-    needed = pc.is_in(strings["event_name"], _SESSION_NAMES)
-    sessions = strings["session_id"]
+        ok = pc.and_(ok, _length_between(arrays[name], 1, MAX_ID_LENGTH))
+    needed = pc.is_in(arrays["event_name"], _SESSION_NAMES)
+    sessions = arrays["session_id"]
     ok = pc.and_(ok, _optional_length(sessions, 1, MAX_ID_LENGTH))
     ok = pc.and_(ok, pc.or_(pc.invert(needed), pc.is_valid(sessions)))
     for name in ("entry_point", "order_id", "product_id"):
         if name in given:
-            ok = pc.and_(ok, _length_between(strings[name], 1, MAX_ID_LENGTH))
+            ok = pc.and_(ok, _length_between(arrays[name], 1, MAX_ID_LENGTH))
     for name in _LAUNCH_TEXTS:
         if name in given:
-            ok = pc.and_(ok, _optional_length(strings[name], 0, MAX_TEXT_LENGTH))
-    os_values = strings["os"]
+            ok = pc.and_(ok, _optional_length(arrays[name], 0, MAX_TEXT_LENGTH))
+    os_values = arrays["os"]
     ok = pc.and_(ok, pc.and_(pc.string_is_ascii(os_values), _length_between(os_values, 1, MAX_OS_LENGTH)))
     arrays["os"] = pc.ascii_lower(os_values)
-    regions = pc.ascii_upper(strings["region"])
-    ok = pc.and_(ok, pc.and_(pc.string_is_ascii(strings["region"]), pc.is_in(regions, _REGIONS)))
+    regions = pc.ascii_upper(arrays["region"])
+    ok = pc.and_(ok, pc.and_(pc.string_is_ascii(arrays["region"]), pc.is_in(regions, _REGIONS)))
     arrays["region"] = regions
     event_time = _parse_times(arrays["event_time"])
     latest = pa.scalar(received_at + MAX_FUTURE, _TIMESTAMP)
