@@ -273,18 +273,25 @@ def _one_time(value: str | None) -> Any:
         return None  # the per-event path says what is wrong with it
 
 
-def _group_table(group: _Group, received_at: datetime) -> tuple[pa.Table, pa.Array]:
-    """A group's candidates as a typed table (properties still null), and the mask of those every
-    column-wise rule accepts."""
-    count = len(group.positions)
+def _candidates_table(groups: list[_Group], received_at: datetime) -> tuple[pa.Table, pa.Array]:
+    """The groups' candidates, group after group, as one typed table (properties still null), and
+    the mask of those every column-wise rule accepts (one pass of Arrow kernels for all kinds: a
+    typed column is null in the rows of the kinds without it)."""
+    count = sum(len(group.positions) for group in groups)
     given: dict[str, list[Any]] = {}
-    if count:
+    for index, name in enumerate(_BASE):
         # column by column (zip(*rows) of many rows is slower)
-        given.update((name, list(map(itemgetter(i), group.base))) for i, name in enumerate(_BASE))
-        if group.columns:
-            given.update(
-                (name, list(map(itemgetter(i), group.typed))) for i, name in enumerate(group.columns)
+        given[name] = [value for group in groups for value in map(itemgetter(index), group.base)]
+    for name in {name for group in groups for name in group.columns}:
+        given[name] = [
+            value
+            for group in groups
+            for value in (
+                map(itemgetter(group.columns.index(name)), group.typed)
+                if name in group.columns
+                else [None] * len(group.positions)
             )
+        ]
     arrays: dict[str, pa.Array] = {}
     for name, _kind in EVENT_COLUMNS:
         # event_time is text until the rules parse it
@@ -297,9 +304,11 @@ def _group_table(group: _Group, received_at: datetime) -> tuple[pa.Table, pa.Arr
     sessions = arrays["session_id"]
     ok = pc.and_(ok, _optional_length(sessions, 1, MAX_ID_LENGTH))
     ok = pc.and_(ok, pc.or_(pc.invert(needed), pc.is_valid(sessions)))
+    # null only in the rows of the kinds without them: the type pass let no null through for a
+    # required one (entry_point of a launch, order_id and product_id of a redeem order)
     for name in ("entry_point", "order_id", "product_id"):
         if name in given:
-            ok = pc.and_(ok, _length_between(arrays[name], 1, MAX_ID_LENGTH))
+            ok = pc.and_(ok, _optional_length(arrays[name], 1, MAX_ID_LENGTH))
     for name in _LAUNCH_TEXTS:
         if name in given:
             ok = pc.and_(ok, _optional_length(arrays[name], 0, MAX_TEXT_LENGTH))
@@ -348,15 +357,19 @@ def check_bulk(
     as the per-event path does within its batch.
     """
     groups, deferred = _sort_plain(events)
+    present = [group for group in groups.values() if group.positions]
+    candidates, ok = _candidates_table(present, received_at)
+    flags = ok.to_pylist()
     fast: list[_Kept] = []
-    for group in groups.values():
-        if not group.positions:
-            continue
-        table, ok = _group_table(group, received_at)
+    offset = 0
+    for group in present:
+        count = len(group.positions)
+        table = candidates.slice(offset, count)
         texts = [
             _stored_properties(extra) if accepted else None
-            for accepted, extra in zip(ok.to_pylist(), group.extras, strict=True)
+            for accepted, extra in zip(flags[offset : offset + count], group.extras, strict=True)
         ]
+        offset += count
         rows = [index for index, text in enumerate(texts) if text is not None]
         deferred += [position for position, text in zip(group.positions, texts, strict=True) if text is None]
         fast.append(_Kept(table, group, rows, texts))

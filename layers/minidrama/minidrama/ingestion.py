@@ -498,30 +498,35 @@ def _raw_lines(path: Path, progress: Progress | None = None) -> Iterator[tuple[i
                 yield first + offset, line
 
 
-def _line_blocks(
-    path: Path, progress: Progress | None = None, lines_per_block: int = 0
-) -> Iterator[tuple[int, list[bytes]]]:
-    """The file's lines (blank ones included, without their newline) in blocks, each with the
-    number of its first line; a block holds about ``lines_per_block`` lines (0: whatever one read
-    of the file holds)."""
+def _line_blocks(path: Path, progress: Progress | None = None) -> Iterator[tuple[int, list[bytes]]]:
+    """The file's lines (blank ones included, without their newline) in blocks of whatever one
+    read of the file holds, each with the number of its first line."""
+    for first, block in _byte_blocks(path, progress, 1):
+        yield first, block.split(b"\n")
+
+
+def _byte_blocks(path: Path, progress: Progress | None, lines_per_block: int) -> Iterator[tuple[int, bytes]]:
+    """The file in blocks of whole lines of at least ``lines_per_block`` lines (the last one may
+    be shorter), each without its last newline and with the number of its first line: one bytes
+    object a worker process takes in one copy, and splits itself."""
     number = 1
-    rest = b""
-    block: list[bytes] = []
+    pieces: list[bytes] = []
+    count = 0  # newlines in pieces
     with _open_regular(path) as handle:
         while data := handle.read(_LINES_READ):
             if progress is not None:
                 progress.advance(len(data))
-            lines = (rest + data).split(b"\n")
-            rest = lines.pop()
-            block += lines
-            if len(block) >= lines_per_block:
-                yield number, block
-                number += len(block)
-                block = []
+            pieces.append(data)
+            count += data.count(b"\n")
+            if count >= lines_per_block:
+                joined = b"".join(pieces)
+                cut = joined.rindex(b"\n")
+                yield number, joined[:cut]
+                number += count
+                pieces, count = [joined[cut + 1 :]], 0
+    rest = b"".join(pieces)
     if rest:
-        block.append(rest)
-    if block:
-        yield number, block
+        yield number, rest
 
 
 def _decode_line(number: int, raw: bytes) -> _Line:
@@ -587,14 +592,14 @@ class _ChunkChecked:
 
 
 def _check_lines(
-    first: int, block: list[bytes], received_at: datetime, currency: str, rates: Rates
+    first: int, block: bytes, received_at: datetime, currency: str, rates: Rates
 ) -> _ChunkChecked:
-    """Check one block of lines, the first numbered ``first`` (:func:`minidrama.bulk.check_bulk`);
-    a worker process's job. Blank lines are skipped; a line that is not JSON or not UTF-8 is
-    rejected as the per-event path rejects it."""
+    """Check one block of lines (:func:`_byte_blocks`), the first numbered ``first``
+    (:func:`minidrama.bulk.check_bulk`); a worker process's job. Blank lines are skipped; a line
+    that is not JSON or not UTF-8 is rejected as the per-event path rejects it."""
     from minidrama.bulk import check_bulk, decode_lines
 
-    lines = [(first + offset, line) for offset, line in enumerate(block) if line.strip()]
+    lines = [(first + offset, line) for offset, line in enumerate(block.split(b"\n")) if line.strip()]
     fast = decode_lines([raw for _number, raw in lines])
     kept: list[int] = []  # indexes into lines of the lines that are JSON
     exact: dict[int, Any] = {}
@@ -670,7 +675,7 @@ class _BulkFile:
 
     def checked(
         self,
-        chunks: Iterator[tuple[Path, int, list[bytes]]],
+        chunks: Iterator[tuple[Path, int, bytes]],
         clock: Callable[[], datetime],
         workers: int,
     ) -> Iterator[_Pending]:
@@ -820,11 +825,11 @@ def ingest_files(
     accepted = rejected = 0
     reading = paths[0]
 
-    def bulk_chunks(progress: Progress) -> Iterator[tuple[Path, int, list[bytes]]]:
+    def bulk_chunks(progress: Progress) -> Iterator[tuple[Path, int, bytes]]:
         nonlocal reading
         for path in paths:
             reading = path
-            for first, block in _line_blocks(path, progress, BULK_CHUNK_LINES):
+            for first, block in _byte_blocks(path, progress, BULK_CHUNK_LINES):
                 yield path, first, block
 
     with Progress(total_bytes, "ingest", unit="B", quiet=quiet) as progress:
