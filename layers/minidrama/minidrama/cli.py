@@ -77,6 +77,12 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of worker processes (1 to 64)")
+    return int(text)
+
+
 def _add_lake(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lake",
@@ -335,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(serve)
     serve.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0 picks a free one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="processes resolving requests (default: one per core; 1 resolves them on a thread)",
+    )
 
     demo = _command(
         commands, "demo", help="simulate a demo app for weeks, compute every day, render the report"
@@ -541,6 +553,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from minidrama.server import serve
 
-        serve(storage, host=args.host, port=args.port)
+        serve(storage, host=args.host, port=args.port, workers=args.workers or os.cpu_count() or 1)
         return 0
     raise AssertionError(f"unhandled command {args.command}")

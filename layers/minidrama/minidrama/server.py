@@ -20,11 +20,14 @@ The server is asyncio with h11, a strict HTTP/1.1 parser. With the defaults of :
   ``max_head_bytes`` (16 KiB). Any method reaches the router: a method other than POST on the
   events path is a ``405`` (TRACE, PROPFIND, QUERY, ... alike), any path it has not a ``404``.
 - every answer is JSON in the contract's error shape, or the router's own answer.
-- requests are resolved one after another on one worker thread (Powertools keeps the request
-  being resolved on its router class); connections are read and written concurrently. The events
-  of concurrent requests are checked by the bulk path (:func:`minidrama.ingestion.ingest_body`)
-  and written together by one writer thread (group commit: one file per partition for all the
-  requests that queued meanwhile); each answer waits until its rows are written.
+- connections are read and written concurrently on the event loop; requests are resolved by
+  ``workers`` processes (``minidrama serve`` starts one per core), each with its own router,
+  one request at a time (Powertools keeps the request being resolved on its router class); with
+  ``workers=1`` (tests, :func:`serve_in_background`) by one thread of the server's process. Events
+  are checked by the bulk path (:func:`minidrama.ingestion.ingest_body`) and their rows handed
+  to the server's writer thread (group commit: one file per partition for all the requests that
+  queued meanwhile, from every worker); each answer waits until its rows are written. A worker
+  process that dies is replaced; its request is answered ``500`` (a retry is counted once).
 - SIGTERM or Ctrl-C: stop accepting, close idle connections, finish the requests in flight
   (answered with ``Connection: close``), then return.
 """
@@ -39,7 +42,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,7 +97,7 @@ class _GroupWriter:
     every request queued while it wrote the last group and stores their rows as one Parquet file
     per app and hour partition, and their quarantine files, syncing each directory once; then it
     completes each request's future. A request's answer waits for its future, so nothing is
-    answered before it is durable; meanwhile the router checks the next request."""
+    answered before it is durable; meanwhile the routers check the next requests."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -101,9 +105,9 @@ class _GroupWriter:
         self._thread = threading.Thread(target=self._run, name="minidrama-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, app_id: str, table: Any, quarantine: tuple[str, bytes] | None) -> Future[None]:
+    def submit(self, accepted: _Accepted) -> Future[None]:
         done: Future[None] = Future()
-        self._queue.put(_Outcome(app_id, table, quarantine, done))
+        self._queue.put(_Outcome(accepted.app_id, accepted.table, accepted.quarantine, done))
         return done
 
     def close(self) -> None:
@@ -157,26 +161,82 @@ def _files(outcomes: list[_Outcome]) -> list[tuple[str, bytes, str | None]]:
     return files
 
 
+@dataclass(frozen=True)
+class _Accepted:
+    """What an events request resolved by the bulk path leaves to store: its accepted rows (Arrow)
+    and its quarantine file; the server's group writer stores them before the answer."""
+
+    app_id: str
+    table: Any
+    quarantine: tuple[str, bytes] | None
+
+
 class _LakeSink:
     """Accepted rows to Parquet in the lake. The per-event path (:meth:`write`) is durable on
-    return; the bulk path's tables (:meth:`write_table`) go to the group writer, and the request's
-    future (:meth:`take_pending`) says when they are durable: the server waits for it before
-    answering."""
+    return; the bulk path's tables (:meth:`write_table`) are handed over (:meth:`take_accepted`)
+    to the server's group writer."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self.writer = _GroupWriter(storage)
-        self._pending: Future[None] | None = None  # the request being resolved (one at a time)
+        self._accepted: _Accepted | None = None  # of the request being resolved (one at a time)
 
     def write(self, app_id: str, rows: list[dict[str, Any]], encoded: list[bytes] | None = None) -> None:
         write_events(self.storage, app_id, rows)
 
     def write_table(self, app_id: str, table: Any, quarantine: tuple[str, bytes] | None) -> None:
-        self._pending = self.writer.submit(app_id, table, quarantine)
+        self._accepted = _Accepted(app_id, table, quarantine)
 
-    def take_pending(self) -> Future[None] | None:
-        pending, self._pending = self._pending, None
-        return pending
+    def take_accepted(self) -> _Accepted | None:
+        accepted, self._accepted = self._accepted, None
+        return accepted
+
+
+class _Resolver:
+    """The router of one process, with its lake sink: resolves one request at a time (Powertools
+    keeps the request being resolved on its router class)."""
+
+    def __init__(self, storage: Storage) -> None:
+        # Local reads of config/apps.json are cheap: re-read often, so `apps add` works at once.
+        directory = AppDirectory(storage, ttl_seconds=2.0, recheck_seconds=0.0)
+        reader = Reader(storage, directory, LakeSecret(storage))
+        self.sink = _LakeSink(storage)
+        self.router = build_router(directory=directory, storage=storage, sink=self.sink, reader=reader)
+
+    def resolve(self, event: dict[str, Any]) -> tuple[HttpAnswer, _Accepted | None]:
+        """The router's answer, and the rows it leaves to store (an events request's)."""
+        try:
+            # The routes read no Lambda context; Powertools' type stands in for it.
+            answer = http_answer(self.router.resolve(event, LambdaContext()))
+        except Exception:
+            logger.exception("resolving a request failed")
+            self.sink.take_accepted()  # a failed request stores nothing
+            return _failed_answer(), None
+        return answer, self.sink.take_accepted()
+
+
+def _failed_answer() -> HttpAnswer:
+    return error_answer(500, "internal_error", "the server failed; retry the same request later")
+
+
+_WORKER: _Resolver | None = None  # in a worker process of a server with several
+
+
+def _start_worker(storage: Storage) -> None:
+    """A worker process's start: its own router; Ctrl-C is the server's to handle (it finishes
+    the requests in flight, then stops the workers)."""
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _WORKER = _Resolver(storage)
+
+
+def _ready() -> None:
+    """A no-op a worker process runs once started."""
+
+
+def _resolve_in_worker(event: dict[str, Any]) -> tuple[HttpAnswer, _Accepted | None]:
+    assert _WORKER is not None, "not a worker process"
+    return _WORKER.resolve(event)
 
 
 class _Refused(Exception):
@@ -215,20 +275,31 @@ def _url(host: str, port: int) -> str:
 class LocalServer:
     """The HTTP API (events, read API, dashboard) on ``storage``; :meth:`run` serves until :meth:`stop`."""
 
-    def __init__(self, storage: Storage, limits: Limits | None = None) -> None:
+    def __init__(self, storage: Storage, limits: Limits | None = None, workers: int = 1) -> None:
         self.storage = storage
         self.limits = limits or Limits()
-        # Local reads of config/apps.json are cheap: re-read often, so `apps add` works at once.
-        directory = AppDirectory(storage, ttl_seconds=2.0, recheck_seconds=0.0)
-        reader = Reader(storage, directory, LakeSecret(storage))
-        self._sink = _LakeSink(storage)
-        self._router = build_router(directory=directory, storage=storage, sink=self._sink, reader=reader)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minidrama-router")
+        self.workers = workers
+        if workers > 1:
+            self._resolver: _Resolver | None = None
+            self._executor: Executor = self._worker_pool()
+        else:
+            self._resolver = _Resolver(storage)
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minidrama-router")
+        self._writer = _GroupWriter(storage)
         self._connections: set[asyncio.Task[None]] = set()
         self._idle: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._stop_requested: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        import multiprocessing
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["minidrama.server"])
+        return ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=_start_worker, initargs=(self.storage,)
+        )
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -249,6 +320,10 @@ class LocalServer:
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(signum, self.stop)
+        if self.workers > 1:  # each worker process started (imports done) before the first request
+            await asyncio.gather(
+                *[self._loop.run_in_executor(self._executor, _ready) for _ in range(self.workers)]
+            )
         bound = listener.sockets[0].getsockname()
         on_listening(str(bound[0]), int(bound[1]))
         try:
@@ -261,7 +336,7 @@ class LocalServer:
                 grace = self.limits.request_timeout + self.limits.write_timeout + 10
                 await asyncio.wait(set(self._connections), timeout=grace)
             self._executor.shutdown(wait=True)
-            self._sink.writer.close()
+            self._writer.close()
 
     def stop(self) -> None:
         """Begin a graceful stop; call from the server's event loop (:meth:`stop_threadsafe` elsewhere)."""
@@ -450,12 +525,20 @@ class LocalServer:
             source_ip=source_ip,
         )
         event = proxy_event(http_request, request_id=str(uuid.uuid4()), received_at=datetime.now(UTC))
-        answer, pending = await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._resolve_event, event
-        )
-        if pending is not None:
+        executor = self._executor
+        resolve = _resolve_in_worker if self._resolver is None else self._resolver.resolve
+        try:
+            answer, accepted = await asyncio.get_running_loop().run_in_executor(executor, resolve, event)
+        except BrokenProcessPool:
+            # a worker process died (killed, out of memory): a new pool serves the next requests;
+            # the client retries, and a retried event is counted once (SPEC 4)
+            logger.exception("a worker process of the server died")
+            if self._executor is executor:
+                self._executor = self._worker_pool()
+            return _failed_answer()
+        if accepted is not None:
             try:
-                await asyncio.wrap_future(pending)
+                await asyncio.wrap_future(self._writer.submit(accepted))
             except Exception:
                 logger.exception("storing a batch failed")
                 return error_answer(
@@ -465,16 +548,6 @@ class LocalServer:
                     {"Retry-After": "1"},
                 )
         return answer
-
-    def _resolve_event(self, event: dict[str, Any]) -> tuple[HttpAnswer, Future[None] | None]:
-        """The router's answer, and the write it is waiting for (an events request's)."""
-        try:
-            # The routes read no Lambda context; Powertools' type stands in for it.
-            answer = http_answer(self._router.resolve(event, LambdaContext()))
-        except Exception:
-            logger.exception("resolving a request failed")
-            answer = error_answer(500, "internal_error", "the server failed; retry the same request later")
-        return answer, self._sink.take_pending()
 
     # --- answers -------------------------------------------------------------------------------
 
@@ -555,27 +628,39 @@ class LocalServer:
                 await writer.wait_closed()
 
 
-def serve(storage: Storage, host: str = "127.0.0.1", port: int = 8080, limits: Limits | None = None) -> None:
-    """Serve until SIGTERM or Ctrl-C; prints the URL it listens on (the real port when ``port`` is 0)."""
+def serve(
+    storage: Storage,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    limits: Limits | None = None,
+    workers: int = 1,
+) -> None:
+    """Serve until SIGTERM or Ctrl-C with ``workers`` processes resolving requests (1: a thread of
+    this one); prints the URL it listens on (the real port when ``port`` is 0)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     def listening(bound_host: str, bound_port: int) -> None:
         print(
             f"minidrama: listening on {_url(bound_host, bound_port)}/ "
             f"(POST /v1/apps/{{app_id}}/events, GET /v1/apps/{{app_id}}/metrics and /dashboard)"
-            f" with the lake {storage.uri}",
+            f" with the lake {storage.uri}" + (f", {workers} worker processes" if workers > 1 else ""),
             flush=True,
         )
 
-    asyncio.run(LocalServer(storage, limits).run(host, port, listening, handle_signals=True))
+    asyncio.run(LocalServer(storage, limits, workers).run(host, port, listening, handle_signals=True))
 
 
 @contextmanager
 def serve_in_background(
-    storage: Storage, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None
+    storage: Storage,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    limits: Limits | None = None,
+    workers: int = 1,
 ) -> Iterator[str]:
-    """The server on a thread of this process for the ``with`` block (tests, embedding); yields its URL."""
-    server = LocalServer(storage, limits)
+    """The server on a thread of this process for the ``with`` block (tests, embedding); yields its
+    URL. With ``workers`` > 1, requests are resolved by that many processes (``storage`` must pickle)."""
+    server = LocalServer(storage, limits, workers)
     listening = threading.Event()
     bound: list[str] = []
     failure: list[BaseException] = []
