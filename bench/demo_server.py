@@ -50,10 +50,13 @@ def serving_demo(lake: Path, workdir: Path) -> Iterator[Served]:
 
 
 @contextmanager
-def serving(lake: Path, command: Sequence[str] = (PYTHON, "-m", "minidrama")) -> Iterator[str]:
-    """``minidrama serve`` (as ``command`` starts the CLI) on any free port of ``lake``; yields its URL."""
+def serving(
+    lake: Path, command: Sequence[str] = (PYTHON, "-m", "minidrama"), options: Sequence[str] = ()
+) -> Iterator[str]:
+    """``minidrama serve`` (as ``command`` starts the CLI, with ``options``) on any free port of
+    ``lake``; yields its URL."""
     server = subprocess.Popen(
-        [*command, "serve", "--lake", str(lake), "--port", "0"],
+        [*command, "serve", "--lake", str(lake), "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

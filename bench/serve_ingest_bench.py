@@ -7,8 +7,10 @@ Every answer must be 202 with all events counted. Reports events/s (events ackno
 wall time from the first request to the last answer) and the median latency of a request, median
 of --runs, each run on a new server and lake.
 
-``--per-event`` runs the server with the per-event path (the ingest function's) instead of the
-bulk path, for the ratio in the same run:
+Three servers, runs alternating: the default (``minidrama serve``: worker processes, one per
+core, the bulk path), the same with one process (``--workers 1``: requests resolved on a thread of
+the server, as before the worker processes), and one process with the per-event path (the ingest
+function's), the baseline of the ratios:
 
     .venv/bin/python bench/serve_ingest_bench.py [--runs 3] [--clients 4] [--batch 500] [--requests 60]
 """
@@ -58,7 +60,15 @@ def bodies(clients: int, requests: int, batch: int) -> list[list[bytes]]:
     ]
 
 
-def run_once(per_event: bool, work: list[list[bytes]], batch: int) -> dict[str, float]:
+# variant -> (the server's command, its --workers)
+VARIANTS: dict[str, tuple[list[str], list[str]]] = {
+    "workers": ([PYTHON, "-m", "minidrama"], []),
+    "1 process": ([PYTHON, "-m", "minidrama"], ["--workers", "1"]),
+    "per-event": ([PYTHON, "-c", PER_EVENT_SERVER], ["--workers", "1"]),
+}
+
+
+def run_once(variant: str, work: list[list[bytes]], batch: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as root:
         lake = Path(root) / "lake"
         added = subprocess.run(
@@ -68,8 +78,8 @@ def run_once(per_event: bool, work: list[list[bytes]], batch: int) -> dict[str, 
             text=True,
         )
         key = json.loads(added.stdout)["api_key"]
-        command = [PYTHON, "-c", PER_EVENT_SERVER] if per_event else [PYTHON, "-m", "minidrama"]
-        with serving(lake, command) as base:
+        command, options = VARIANTS[variant]
+        with serving(lake, command, options) as base:
             host, port = base.removeprefix("http://").split(":")
             latencies: list[float] = []
             failures: list[str] = []
@@ -124,14 +134,14 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--requests", type=int, default=60, help="per client")
-    parser.add_argument("--no-per-event", action="store_true", help="skip the per-event baseline")
+    parser.add_argument("--only", choices=sorted(VARIANTS), action="append", help="only these (repeatable)")
     args = parser.parse_args()
     work = bodies(args.clients, args.requests, args.batch)
-    variants = ["bulk"] if args.no_per_event else ["bulk", "per-event"]
+    variants = args.only or list(VARIANTS)
     results: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
     for run in range(args.runs):
         for variant in variants if run % 2 == 0 else list(reversed(variants)):
-            results[variant].append(run_once(variant == "per-event", work, args.batch))
+            results[variant].append(run_once(variant, work, args.batch))
     print(
         f"minidrama serve, {args.clients} clients x {args.requests} requests of {args.batch} events "
         f"(median of {args.runs} runs):"
@@ -143,7 +153,8 @@ def main() -> int:
         medians[variant] = rate
         print(f"  {variant:<10} {rate:>9,.0f} events/s   median request {latency:6.1f} ms")
     if "per-event" in medians:
-        print(f"  bulk / per-event: {medians['bulk'] / medians['per-event']:.2f}x")
+        for variant in [variant for variant in medians if variant != "per-event"]:
+            print(f"  {variant} / per-event: {medians[variant] / medians['per-event']:.2f}x")
     return 0
 
 
