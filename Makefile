@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint typecheck unit bench layer-sizes vendor-dashboard clean
+.PHONY: setup setup-engines system-deps demo test test-engines lint typecheck unit bench layer-sizes vendor-dashboard clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,15 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash .ci/system-deps
 
+# The second engine of the cross-check: pyspark and a Java runtime (not needed by `make test`).
+ENGINES_STAMP := $(VENV)/.engines-installed
+setup-engines: $(ENGINES_STAMP)
+
+$(ENGINES_STAMP): pyproject.toml $(STAMP)
+	bash .ci/engine-deps
+	$(BIN)/python -m pip install --quiet -e '.[dev,engines]'
+	touch $(ENGINES_STAMP)
+
 demo: setup
 	$(BIN)/minidrama demo --out demo-out
 
@@ -29,7 +38,11 @@ lint: setup
 	$(BIN)/cfn-lint template.yaml
 
 test: lint
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --ignore=tests/engines
+
+# The metric definitions on Spark, value by value against DuckDB (tests/engines; about 5 minutes).
+test-engines: setup-engines
+	$(BIN)/python -m pytest -q tests/engines
 
 bench: setup
 	$(BIN)/python bench/ingest_bench.py

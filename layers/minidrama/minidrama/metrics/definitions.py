@@ -97,10 +97,13 @@ def contains(array: str, value: str) -> str:
     return f"list_contains({array}, {value})"
 
 
-def record(fields: Mapping[str, str]) -> str:
-    """A record of named values (name -> SQL expression), read back as ``record.name`` (DuckDB's
-    struct literal; Athena: ``CAST(ROW(...) AS ROW(name type, ...))``)."""
-    listed = ", ".join(f"'{name}': {expression}" for name, expression in fields.items())
+def record(fields: Mapping[str, tuple[str, str]]) -> str:
+    """A record of named, typed values (name -> (SQL expression, SQL type)), read back as
+    ``record.name``; records compare field by field, in order (DuckDB's struct literal of casts;
+    Athena: ``CAST(ROW(...) AS ROW(name type, ...))``, :mod:`minidrama.metrics.dialects`)."""
+    listed = ", ".join(
+        f"'{name}': CAST({expression} AS {sql_type})" for name, (expression, sql_type) in fields.items()
+    )
     return "{" + listed + "}"
 
 
@@ -527,7 +530,17 @@ class Attributes(Definition):
         attributes = {**PROFILE_ATTRIBUTES, **DEVICE_ATTRIBUTES}
         # The latest launch's values in one record, a missing one as 'unknown' (max_by skips nulls)
         launch_values = record(
-            {column: f"coalesce(user_days.{column}, 'unknown')" for column in attributes.values()}
+            {
+                column: (f"coalesce(user_days.{column}, 'unknown')", "VARCHAR")
+                for column in attributes.values()
+            }
+        )
+        # the latest launch: the latest time, then the greatest event id
+        recency = record(
+            {
+                "time": ("user_days.latest_launch_time", "TIMESTAMP WITH TIME ZONE"),
+                "event_id": ("user_days.latest_launch_event_id", "VARCHAR"),
+            }
         )
         values = " UNION ALL ".join(
             f"SELECT segment, is_new, '{name}' AS attribute, latest.{column} AS value FROM per_user"
@@ -545,7 +558,7 @@ class Attributes(Definition):
                     GROUP BY user_id, os, region
                 ), combos AS (
                     SELECT user_days.user_id, user_days.os, user_days.region,
-                           row(user_days.latest_launch_time, user_days.latest_launch_event_id) AS recency,
+                           {recency} AS recency,
                            {launch_values} AS latest
                     FROM user_days
                     JOIN last_days

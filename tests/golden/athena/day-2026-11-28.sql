@@ -1,0 +1,1436 @@
+-- attributes.main
+WITH last_days AS (
+  /* a user, os and region have one row a day: their latest launch of the */
+  /* period is that of their last launch day (no window over every user row) */
+  SELECT
+    user_id,
+    os,
+    region,
+    MAX(day) AS day
+  FROM user_days
+  WHERE
+    launches > 0
+  GROUP BY
+    user_id,
+    os,
+    region
+), combos AS (
+  SELECT
+    user_days.user_id,
+    user_days.os,
+    user_days.region,
+    CAST(ROW(
+      CAST(user_days.latest_launch_time AS TIMESTAMP WITH TIME ZONE),
+      CAST(user_days.latest_launch_event_id AS VARCHAR)
+    ) AS ROW(time TIMESTAMP WITH TIME ZONE, event_id VARCHAR)) AS recency,
+    CAST(ROW(
+      CAST(COALESCE(user_days.gender, 'unknown') AS VARCHAR),
+      CAST(COALESCE(user_days.age_group, 'unknown') AS VARCHAR),
+      CAST(COALESCE(user_days.region, 'unknown') AS VARCHAR),
+      CAST(COALESCE(user_days.device_brand, 'unknown') AS VARCHAR),
+      CAST(COALESCE(user_days.device_model, 'unknown') AS VARCHAR),
+      CAST(COALESCE(user_days.tiktok_version, 'unknown') AS VARCHAR)
+    ) AS ROW(
+      gender VARCHAR,
+      age_group VARCHAR,
+      region VARCHAR,
+      device_brand VARCHAR,
+      device_model VARCHAR,
+      tiktok_version VARCHAR
+    )) AS latest
+  FROM user_days
+  JOIN last_days
+    ON last_days.user_id = user_days.user_id
+    AND last_days.os = user_days.os
+    AND last_days.region = user_days.region
+    AND last_days.day = user_days.day
+), users AS (
+  SELECT
+    combos.user_id,
+    MIN(os) = MAX(os) AND MIN(region) = MAX(region) AS one_segment_pair,
+    CASE
+      WHEN MIN(first_launch.first_day) >= CAST('2026-11-28' AS DATE)
+      THEN 1
+      ELSE 0
+    END AS is_new
+  FROM combos
+  JOIN first_launch
+    ON first_launch.user_id = combos.user_id
+  GROUP BY
+    combos.user_id
+), marked AS (
+  SELECT
+    combos.*,
+    users.one_segment_pair,
+    users.is_new
+  FROM combos
+  JOIN users
+    ON users.user_id = combos.user_id
+), per_user AS (
+  /* the latest launch of each user in each segment */
+  SELECT
+    *
+  FROM (
+    SELECT
+      segment,
+      user_id,
+      latest,
+      is_new
+    FROM (
+      SELECT
+        'all' AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          one_segment_pair
+      ) AS one_pair
+      UNION ALL
+      SELECT
+        CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          one_segment_pair
+      ) AS one_pair
+      UNION ALL
+      SELECT
+        CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          one_segment_pair
+      ) AS one_pair
+    ) AS expanded
+    UNION ALL
+    SELECT
+      segment,
+      user_id,
+      MAX_BY(latest, recency) AS latest,
+      MIN(is_new) AS is_new
+    FROM (
+      SELECT
+        'all' AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+      UNION ALL
+      SELECT
+        CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+      UNION ALL
+      SELECT
+        CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+    ) AS expanded
+    GROUP BY
+      segment,
+      user_id
+  ) AS per_user
+), attribute_values AS (
+  SELECT
+    segment,
+    is_new,
+    'gender' AS attribute,
+    latest.gender AS value
+  FROM per_user
+  UNION ALL
+  SELECT
+    segment,
+    is_new,
+    'age_group' AS attribute,
+    latest.age_group AS value
+  FROM per_user
+  UNION ALL
+  SELECT
+    segment,
+    is_new,
+    'region' AS attribute,
+    latest.region AS value
+  FROM per_user
+  UNION ALL
+  SELECT
+    segment,
+    is_new,
+    'brand' AS attribute,
+    latest.device_brand AS value
+  FROM per_user
+  UNION ALL
+  SELECT
+    segment,
+    is_new,
+    'model' AS attribute,
+    latest.device_model AS value
+  FROM per_user
+  UNION ALL
+  SELECT
+    segment,
+    is_new,
+    'tiktok_version' AS attribute,
+    latest.tiktok_version AS value
+  FROM per_user
+)
+SELECT
+  segment,
+  attribute,
+  value,
+  COUNT(*) AS active_users,
+  SUM(is_new) AS new_users
+FROM attribute_values
+GROUP BY
+  segment,
+  attribute,
+  value;
+
+-- entry_points.main
+WITH combos AS (
+  SELECT
+    user_id,
+    os,
+    region,
+    entry_point,
+    SUM(launches) AS launches
+  FROM entry_points
+  GROUP BY
+    user_id,
+    os,
+    region,
+    entry_point
+), users AS (
+  SELECT
+    user_id,
+    MIN(os) = MAX(os) AND MIN(region) = MAX(region) AS one_segment_pair
+  FROM combos
+  GROUP BY
+    user_id
+), user_entries AS (
+  SELECT
+    combos.entry_point,
+    combos.user_id,
+    combos.os,
+    combos.region,
+    users.one_segment_pair,
+    CASE WHEN first_launch.first_day >= CAST('2026-11-28' AS DATE) THEN 1 ELSE 0 END AS is_new
+  FROM combos
+  JOIN users
+    ON users.user_id = combos.user_id
+  JOIN first_launch
+    ON first_launch.user_id = combos.user_id
+), entry_users AS (
+  SELECT
+    segment,
+    entry_point,
+    users AS active_users,
+    is_new AS new_users
+  FROM (
+    WITH one_pair AS (
+      SELECT
+        os,
+        region,
+        entry_point,
+        COUNT(*) AS users,
+        SUM(is_new) AS is_new
+      FROM user_entries
+      WHERE
+        one_segment_pair
+      GROUP BY
+        os,
+        region,
+        entry_point
+    ), several_pairs AS (
+      SELECT DISTINCT
+        segment,
+        user_id,
+        entry_point,
+        is_new
+      FROM (
+        SELECT
+          'all' AS segment,
+          user_id,
+          entry_point,
+          is_new
+        FROM (
+          SELECT
+            *
+          FROM user_entries
+          WHERE
+            NOT one_segment_pair
+        ) AS several
+        UNION ALL
+        SELECT
+          CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+          user_id,
+          entry_point,
+          is_new
+        FROM (
+          SELECT
+            *
+          FROM user_entries
+          WHERE
+            NOT one_segment_pair
+        ) AS several
+        UNION ALL
+        SELECT
+          CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+          user_id,
+          entry_point,
+          is_new
+        FROM (
+          SELECT
+            *
+          FROM user_entries
+          WHERE
+            NOT one_segment_pair
+        ) AS several
+      ) AS expanded
+    )
+    SELECT
+      segment,
+      entry_point,
+      SUM(users) AS users,
+      SUM(is_new) AS is_new
+    FROM (
+      SELECT
+        segment,
+        entry_point,
+        users,
+        is_new
+      FROM (
+        SELECT
+          'all' AS segment,
+          entry_point,
+          users,
+          is_new
+        FROM one_pair
+        UNION ALL
+        SELECT
+          CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+          entry_point,
+          users,
+          is_new
+        FROM one_pair
+        UNION ALL
+        SELECT
+          CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+          entry_point,
+          users,
+          is_new
+        FROM one_pair
+      ) AS expanded
+      UNION ALL
+      SELECT
+        segment,
+        entry_point,
+        1 AS users,
+        is_new
+      FROM several_pairs
+    ) AS parts
+    GROUP BY
+      segment,
+      entry_point
+  ) AS counted
+), launch_counts AS (
+  SELECT
+    segment,
+    entry_point,
+    SUM(launches) AS launch_sessions
+  FROM (
+    SELECT
+      'all' AS segment,
+      entry_point,
+      launches
+    FROM combos
+    UNION ALL
+    SELECT
+      CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+      entry_point,
+      launches
+    FROM combos
+    UNION ALL
+    SELECT
+      CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+      entry_point,
+      launches
+    FROM combos
+  ) AS expanded
+  GROUP BY
+    segment,
+    entry_point
+), entry_sessions AS (
+  /* only the sessions that ended in the period weigh in the mean: fewer to deduplicate */
+  SELECT DISTINCT
+    entry_point,
+    session_id
+  FROM entry_points
+  WHERE
+    session_id IN (
+      SELECT
+        session_id
+      FROM session_ends
+    )
+), session_totals AS (
+  /* summed per os, region and entry point before they go into segments: integer */
+  /* sums are exact (as avg's double sum of integers is, below 2^53 ms), so their */
+  /* quotient is the mean avg() gives */
+  SELECT
+    session_ends.os,
+    session_ends.region,
+    entry_sessions.entry_point,
+    SUM(session_ends.duration_ms) AS duration_ms,
+    COUNT(*) AS session_ends
+  FROM session_ends
+  JOIN entry_sessions
+    ON entry_sessions.session_id = session_ends.session_id
+  GROUP BY
+    session_ends.os,
+    session_ends.region,
+    entry_sessions.entry_point
+), session_durations AS (
+  SELECT
+    segment,
+    entry_point,
+    CAST(SUM(duration_ms) AS DOUBLE) / SUM(session_ends) AS average_duration_per_session_ms
+  FROM (
+    SELECT
+      'all' AS segment,
+      entry_point,
+      duration_ms,
+      session_ends
+    FROM session_totals
+    UNION ALL
+    SELECT
+      CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+      entry_point,
+      duration_ms,
+      session_ends
+    FROM session_totals
+    UNION ALL
+    SELECT
+      CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+      entry_point,
+      duration_ms,
+      session_ends
+    FROM session_totals
+  ) AS expanded
+  GROUP BY
+    segment,
+    entry_point
+)
+SELECT
+  launch_counts.segment,
+  launch_counts.entry_point,
+  entry_users.active_users,
+  entry_users.new_users,
+  launch_counts.launch_sessions,
+  session_durations.average_duration_per_session_ms
+FROM launch_counts
+JOIN entry_users
+  ON entry_users.segment = launch_counts.segment
+  AND entry_users.entry_point = launch_counts.entry_point
+LEFT JOIN session_durations
+  ON session_durations.segment = launch_counts.segment
+  AND session_durations.entry_point = launch_counts.entry_point;
+
+-- funnel.main
+SELECT
+  segment,
+  event_name AS stage,
+  SUM(events) AS pv
+FROM (
+  SELECT
+    'all' AS segment,
+    event_name,
+    events
+  FROM (
+    SELECT
+      os,
+      region,
+      event_name,
+      events
+    FROM event_counts
+    WHERE
+      event_name IN (
+        'entrance_exposure',
+        'entrance_click',
+        'minis_visit',
+        'last_free_episode_watch',
+        'third_party_payment_panel_show',
+        'third_party_payment_panel_click',
+        'tiktok_payment_panel_show',
+        'tiktok_payment_panel_click',
+        'recharge_order',
+        'redeem_order'
+      )
+  ) AS stage_rows
+  UNION ALL
+  SELECT
+    CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+    event_name,
+    events
+  FROM (
+    SELECT
+      os,
+      region,
+      event_name,
+      events
+    FROM event_counts
+    WHERE
+      event_name IN (
+        'entrance_exposure',
+        'entrance_click',
+        'minis_visit',
+        'last_free_episode_watch',
+        'third_party_payment_panel_show',
+        'third_party_payment_panel_click',
+        'tiktok_payment_panel_show',
+        'tiktok_payment_panel_click',
+        'recharge_order',
+        'redeem_order'
+      )
+  ) AS stage_rows
+  UNION ALL
+  SELECT
+    CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+    event_name,
+    events
+  FROM (
+    SELECT
+      os,
+      region,
+      event_name,
+      events
+    FROM event_counts
+    WHERE
+      event_name IN (
+        'entrance_exposure',
+        'entrance_click',
+        'minis_visit',
+        'last_free_episode_watch',
+        'third_party_payment_panel_show',
+        'third_party_payment_panel_click',
+        'tiktok_payment_panel_show',
+        'tiktok_payment_panel_click',
+        'recharge_order',
+        'redeem_order'
+      )
+  ) AS stage_rows
+) AS expanded
+GROUP BY
+  segment,
+  event_name;
+
+-- ltv.main
+WITH combos AS (
+  SELECT
+    user_id,
+    os,
+    region,
+    MIN(day) AS first_combo_day
+  FROM cohort_launches
+  GROUP BY
+    user_id,
+    os,
+    region
+), new_combos AS (
+  SELECT
+    combos.*,
+    first_launch.first_day
+  FROM combos
+  JOIN first_launch
+    ON first_launch.user_id = combos.user_id
+  WHERE
+    first_launch.first_day IN (
+      CAST('2026-10-29' AS DATE),
+      CAST('2026-11-21' AS DATE),
+      CAST('2026-11-28' AS DATE)
+    )
+), segment_new AS (
+  /* a new user's first launch in the segment: since no window's activity span */
+  /* starts after its cohort day, it has a launch in the span exactly when this */
+  /* first one is in it (a range's span is the range, a day's is the cohort day) */
+  SELECT
+    segment,
+    user_id,
+    first_day,
+    MIN(first_combo_day) AS first_segment_day
+  FROM (
+    SELECT
+      'all' AS segment,
+      user_id,
+      first_day,
+      first_combo_day
+    FROM new_combos
+    UNION ALL
+    SELECT
+      CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+      user_id,
+      first_day,
+      first_combo_day
+    FROM new_combos
+    UNION ALL
+    SELECT
+      CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+      user_id,
+      first_day,
+      first_combo_day
+    FROM new_combos
+  ) AS expanded
+  GROUP BY
+    segment,
+    user_id,
+    first_day
+), members AS (
+  SELECT
+    windows.label,
+    segment_new.segment,
+    segment_new.user_id,
+    windows.revenue_from,
+    windows.revenue_to
+  FROM segment_new
+  JOIN (VALUES
+    (
+      'd0',
+      CAST('2026-11-28' AS DATE),
+      CAST('2026-11-28' AS DATE),
+      CAST('2026-11-28' AS DATE),
+      CAST('2026-11-28' AS DATE),
+      CAST('2026-11-28' AS DATE)
+    ),
+    (
+      'd7',
+      CAST('2026-11-21' AS DATE),
+      CAST('2026-11-21' AS DATE),
+      CAST('2026-11-21' AS DATE),
+      CAST('2026-11-21' AS DATE),
+      CAST('2026-11-28' AS DATE)
+    ),
+    (
+      'd30',
+      CAST('2026-10-29' AS DATE),
+      CAST('2026-10-29' AS DATE),
+      CAST('2026-10-29' AS DATE),
+      CAST('2026-10-29' AS DATE),
+      CAST('2026-11-28' AS DATE)
+    )) AS windows(label, cohort_date, active_from, active_to, revenue_from, revenue_to)
+    ON windows.cohort_date = segment_new.first_day
+    AND segment_new.first_segment_day >= windows.active_from
+    AND segment_new.first_segment_day <= windows.active_to
+), revenue AS (
+  SELECT
+    members.segment,
+    members.label,
+    SUM(recharges.amount) AS revenue
+  FROM members
+  JOIN recharges
+    ON recharges.user_id = members.user_id
+    AND recharges.day >= members.revenue_from
+    AND recharges.day <= members.revenue_to
+  GROUP BY
+    members.segment,
+    members.label
+), sizes AS (
+  SELECT
+    segment,
+    label,
+    COUNT(*) AS cohort_size
+  FROM members
+  GROUP BY
+    segment,
+    label
+)
+SELECT
+  sizes.segment,
+  sizes.label,
+  sizes.cohort_size,
+  revenue.revenue
+FROM sizes
+LEFT JOIN revenue
+  ON revenue.segment = sizes.segment AND revenue.label = sizes.label;
+
+-- orders.main
+WITH payer_orders AS (
+  SELECT
+    orders.os,
+    orders.region,
+    orders.event_name,
+    orders.amount,
+    orders.product_id,
+    CASE
+      WHEN first_recharge.first_day >= CAST('2026-11-28' AS DATE)
+      AND first_recharge.first_day <= CAST('2026-11-28' AS DATE)
+      THEN 'new_payers'
+      WHEN first_recharge.first_day < CAST('2026-11-28' AS DATE)
+      THEN 'returning_payers'
+    END AS payer_group
+  FROM orders
+  LEFT JOIN first_recharge
+    ON first_recharge.user_id = orders.user_id
+), grouped AS (
+  SELECT
+    os,
+    region,
+    'all' AS payer_group,
+    event_name,
+    amount,
+    product_id
+  FROM payer_orders
+  UNION ALL
+  SELECT
+    os,
+    region,
+    payer_group,
+    event_name,
+    amount,
+    product_id
+  FROM payer_orders
+  WHERE
+    NOT payer_group IS NULL
+)
+SELECT
+  segment,
+  payer_group,
+  SUM(CASE WHEN event_name = 'recharge_order' THEN amount END) AS gmv,
+  SUM(CASE WHEN event_name = 'recharge_order' THEN 1 ELSE 0 END) AS recharge_orders,
+  SUM(CASE WHEN event_name = 'redeem_order' THEN 1 ELSE 0 END) AS redeem_orders
+FROM (
+  SELECT
+    'all' AS segment,
+    payer_group,
+    event_name,
+    amount
+  FROM grouped
+  UNION ALL
+  SELECT
+    CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+    payer_group,
+    event_name,
+    amount
+  FROM grouped
+  UNION ALL
+  SELECT
+    CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+    payer_group,
+    event_name,
+    amount
+  FROM grouped
+) AS expanded
+GROUP BY
+  segment,
+  payer_group;
+
+-- orders.top_products
+WITH payer_orders AS (
+  SELECT
+    orders.os,
+    orders.region,
+    orders.event_name,
+    orders.amount,
+    orders.product_id,
+    CASE
+      WHEN first_recharge.first_day >= CAST('2026-11-28' AS DATE)
+      AND first_recharge.first_day <= CAST('2026-11-28' AS DATE)
+      THEN 'new_payers'
+      WHEN first_recharge.first_day < CAST('2026-11-28' AS DATE)
+      THEN 'returning_payers'
+    END AS payer_group
+  FROM orders
+  LEFT JOIN first_recharge
+    ON first_recharge.user_id = orders.user_id
+), grouped AS (
+  SELECT
+    os,
+    region,
+    'all' AS payer_group,
+    event_name,
+    amount,
+    product_id
+  FROM payer_orders
+  UNION ALL
+  SELECT
+    os,
+    region,
+    payer_group,
+    event_name,
+    amount,
+    product_id
+  FROM payer_orders
+  WHERE
+    NOT payer_group IS NULL
+), counted AS (
+  SELECT
+    segment,
+    payer_group,
+    product_id,
+    COUNT(*) AS orders
+  FROM (
+    SELECT
+      'all' AS segment,
+      payer_group,
+      event_name,
+      product_id
+    FROM grouped
+    UNION ALL
+    SELECT
+      CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+      payer_group,
+      event_name,
+      product_id
+    FROM grouped
+    UNION ALL
+    SELECT
+      CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+      payer_group,
+      event_name,
+      product_id
+    FROM grouped
+  ) AS expanded
+  WHERE
+    event_name = 'redeem_order'
+  GROUP BY
+    segment,
+    payer_group,
+    product_id
+), ranked AS (
+  SELECT
+    counted.*,
+    ROW_NUMBER() OVER (PARTITION BY segment, payer_group ORDER BY orders DESC, product_id) AS position
+  FROM counted
+)
+SELECT
+  segment,
+  payer_group,
+  product_id,
+  orders,
+  position
+FROM ranked
+WHERE
+  position <= 10;
+
+-- payers.main
+WITH per_user AS (
+  SELECT
+    segment,
+    user_id,
+    COUNT(*) AS recharge_orders
+  FROM (
+    SELECT
+      'all' AS segment,
+      user_id
+    FROM (
+      SELECT
+        user_id,
+        os,
+        region
+      FROM orders
+      WHERE
+        event_name = 'recharge_order'
+    ) AS recharges
+    UNION ALL
+    SELECT
+      CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+      user_id
+    FROM (
+      SELECT
+        user_id,
+        os,
+        region
+      FROM orders
+      WHERE
+        event_name = 'recharge_order'
+    ) AS recharges
+    UNION ALL
+    SELECT
+      CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+      user_id
+    FROM (
+      SELECT
+        user_id,
+        os,
+        region
+      FROM orders
+      WHERE
+        event_name = 'recharge_order'
+    ) AS recharges
+  ) AS expanded
+  GROUP BY
+    segment,
+    user_id
+)
+SELECT
+  segment,
+  COUNT(*) AS paying_users,
+  SUM(CASE WHEN recharge_orders >= 2 THEN 1 ELSE 0 END) AS repeat_paying_users
+FROM per_user
+GROUP BY
+  segment;
+
+-- performance.main
+SELECT
+  segment,
+  SUM(events) AS launches,
+  SUM(successful_launches) AS successful_launches,
+  SUM(launch_ms_total) AS launch_ms_total,
+  SUM(timed_launches) AS timed_launches
+FROM (
+  SELECT
+    'all' AS segment,
+    events,
+    successful_launches,
+    launch_ms_total,
+    timed_launches
+  FROM (
+    SELECT
+      os,
+      region,
+      events,
+      successful_launches,
+      launch_ms_total,
+      timed_launches
+    FROM event_counts
+    WHERE
+      event_name = 'app_launch'
+  ) AS launches
+  UNION ALL
+  SELECT
+    CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+    events,
+    successful_launches,
+    launch_ms_total,
+    timed_launches
+  FROM (
+    SELECT
+      os,
+      region,
+      events,
+      successful_launches,
+      launch_ms_total,
+      timed_launches
+    FROM event_counts
+    WHERE
+      event_name = 'app_launch'
+  ) AS launches
+  UNION ALL
+  SELECT
+    CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+    events,
+    successful_launches,
+    launch_ms_total,
+    timed_launches
+  FROM (
+    SELECT
+      os,
+      region,
+      events,
+      successful_launches,
+      launch_ms_total,
+      timed_launches
+    FROM event_counts
+    WHERE
+      event_name = 'app_launch'
+  ) AS launches
+) AS expanded
+GROUP BY
+  segment;
+
+-- retention.main
+WITH pairs AS (
+  SELECT
+    user_id,
+    os,
+    region,
+    ARRAY_AGG(day) AS pair_days
+  FROM cohort_launches
+  GROUP BY
+    user_id,
+    os,
+    region
+), users AS (
+  SELECT
+    pairs.user_id,
+    MIN(os) = MAX(os) AND MIN(region) = MAX(region) AS one_segment_pair,
+    FLATTEN(ARRAY_AGG(pairs.pair_days)) AS launch_days,
+    MIN(first_launch.first_day) AS first_day
+  FROM pairs
+  JOIN first_launch
+    ON first_launch.user_id = pairs.user_id
+  GROUP BY
+    pairs.user_id
+), cohort_days AS (
+  SELECT
+    pairs.user_id,
+    pairs.os,
+    pairs.region,
+    users.one_segment_pair,
+    users.first_day,
+    users.launch_days,
+    IF(_u.pos = _u_2.pos_2, _u_2.cohort_date) AS cohort_date
+  FROM pairs
+  JOIN users
+    ON users.user_id = pairs.user_id
+  CROSS JOIN UNNEST(SEQUENCE(1, GREATEST(CARDINALITY(pairs.pair_days)))) AS _u(pos)
+  CROSS JOIN UNNEST(pairs.pair_days) WITH ORDINALITY AS _u_2(cohort_date, pos_2)
+  WHERE
+    _u.pos = _u_2.pos_2
+    OR (
+      _u.pos > CARDINALITY(pairs.pair_days)
+      AND _u_2.pos_2 = CARDINALITY(pairs.pair_days)
+    )
+), flagged AS (
+  SELECT
+    user_id,
+    os,
+    region,
+    one_segment_pair,
+    cohort_date,
+    CASE WHEN first_day = cohort_date THEN 1 ELSE 0 END AS is_new,
+    CASE
+      WHEN cohort_date BETWEEN CAST('2026-11-27' AS DATE) AND CAST('2026-11-27' AS DATE)
+      AND CONTAINS(launch_days, cohort_date + 1)
+      THEN 1
+      ELSE 0
+    END AS d1,
+    CASE
+      WHEN cohort_date BETWEEN CAST('2026-11-21' AS DATE) AND CAST('2026-11-21' AS DATE)
+      AND CONTAINS(launch_days, cohort_date + 7)
+      THEN 1
+      ELSE 0
+    END AS d7,
+    CASE
+      WHEN cohort_date BETWEEN CAST('2026-11-14' AS DATE) AND CAST('2026-11-14' AS DATE)
+      AND CONTAINS(launch_days, cohort_date + 14)
+      THEN 1
+      ELSE 0
+    END AS d14,
+    CASE
+      WHEN cohort_date BETWEEN CAST('2026-10-29' AS DATE) AND CAST('2026-10-29' AS DATE)
+      AND CONTAINS(launch_days, cohort_date + 30)
+      THEN 1
+      ELSE 0
+    END AS d30
+  FROM cohort_days
+  WHERE
+    cohort_date IN (
+      CAST('2026-10-29' AS DATE),
+      CAST('2026-11-14' AS DATE),
+      CAST('2026-11-21' AS DATE),
+      CAST('2026-11-27' AS DATE)
+    )
+), cohort_rows AS (
+  SELECT
+    *,
+    d1 * is_new AS d1_new,
+    d7 * is_new AS d7_new,
+    d14 * is_new AS d14_new,
+    d30 * is_new AS d30_new
+  FROM flagged
+)
+SELECT
+  segment,
+  cohort_date,
+  users AS active_users,
+  is_new AS new_users,
+  d1 AS d1_active_users,
+  d1_new AS d1_new_users,
+  d7 AS d7_active_users,
+  d7_new AS d7_new_users,
+  d14 AS d14_active_users,
+  d14_new AS d14_new_users,
+  d30 AS d30_active_users,
+  d30_new AS d30_new_users
+FROM (
+  WITH one_pair AS (
+    SELECT
+      os,
+      region,
+      cohort_date,
+      COUNT(*) AS users,
+      SUM(is_new) AS is_new,
+      SUM(d1) AS d1,
+      SUM(d1_new) AS d1_new,
+      SUM(d7) AS d7,
+      SUM(d7_new) AS d7_new,
+      SUM(d14) AS d14,
+      SUM(d14_new) AS d14_new,
+      SUM(d30) AS d30,
+      SUM(d30_new) AS d30_new
+    FROM cohort_rows
+    WHERE
+      one_segment_pair
+    GROUP BY
+      os,
+      region,
+      cohort_date
+  ), several_pairs AS (
+    SELECT DISTINCT
+      segment,
+      user_id,
+      cohort_date,
+      is_new,
+      d1,
+      d1_new,
+      d7,
+      d7_new,
+      d14,
+      d14_new,
+      d30,
+      d30_new
+    FROM (
+      SELECT
+        'all' AS segment,
+        user_id,
+        cohort_date,
+        is_new,
+        d1,
+        d1_new,
+        d7,
+        d7_new,
+        d14,
+        d14_new,
+        d30,
+        d30_new
+      FROM (
+        SELECT
+          *
+        FROM cohort_rows
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+      UNION ALL
+      SELECT
+        CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+        user_id,
+        cohort_date,
+        is_new,
+        d1,
+        d1_new,
+        d7,
+        d7_new,
+        d14,
+        d14_new,
+        d30,
+        d30_new
+      FROM (
+        SELECT
+          *
+        FROM cohort_rows
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+      UNION ALL
+      SELECT
+        CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+        user_id,
+        cohort_date,
+        is_new,
+        d1,
+        d1_new,
+        d7,
+        d7_new,
+        d14,
+        d14_new,
+        d30,
+        d30_new
+      FROM (
+        SELECT
+          *
+        FROM cohort_rows
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+    ) AS expanded
+  )
+  SELECT
+    segment,
+    cohort_date,
+    SUM(users) AS users,
+    SUM(is_new) AS is_new,
+    SUM(d1) AS d1,
+    SUM(d1_new) AS d1_new,
+    SUM(d7) AS d7,
+    SUM(d7_new) AS d7_new,
+    SUM(d14) AS d14,
+    SUM(d14_new) AS d14_new,
+    SUM(d30) AS d30,
+    SUM(d30_new) AS d30_new
+  FROM (
+    SELECT
+      segment,
+      cohort_date,
+      users,
+      is_new,
+      d1,
+      d1_new,
+      d7,
+      d7_new,
+      d14,
+      d14_new,
+      d30,
+      d30_new
+    FROM (
+      SELECT
+        'all' AS segment,
+        cohort_date,
+        users,
+        is_new,
+        d1,
+        d1_new,
+        d7,
+        d7_new,
+        d14,
+        d14_new,
+        d30,
+        d30_new
+      FROM one_pair
+      UNION ALL
+      SELECT
+        CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+        cohort_date,
+        users,
+        is_new,
+        d1,
+        d1_new,
+        d7,
+        d7_new,
+        d14,
+        d14_new,
+        d30,
+        d30_new
+      FROM one_pair
+      UNION ALL
+      SELECT
+        CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+        cohort_date,
+        users,
+        is_new,
+        d1,
+        d1_new,
+        d7,
+        d7_new,
+        d14,
+        d14_new,
+        d30,
+        d30_new
+      FROM one_pair
+    ) AS expanded
+    UNION ALL
+    SELECT
+      segment,
+      cohort_date,
+      1 AS users,
+      is_new,
+      d1,
+      d1_new,
+      d7,
+      d7_new,
+      d14,
+      d14_new,
+      d30,
+      d30_new
+    FROM several_pairs
+  ) AS parts
+  GROUP BY
+    segment,
+    cohort_date
+) AS counted;
+
+-- segments.main
+SELECT
+  'all' AS segment
+UNION
+SELECT
+  segment
+FROM (
+  SELECT
+    'all' AS segment,
+    os
+  FROM (
+    SELECT DISTINCT
+      os,
+      region
+    FROM event_counts
+  ) AS pairs
+  UNION ALL
+  SELECT
+    CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+    os
+  FROM (
+    SELECT DISTINCT
+      os,
+      region
+    FROM event_counts
+  ) AS pairs
+  UNION ALL
+  SELECT
+    CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+    os
+  FROM (
+    SELECT DISTINCT
+      os,
+      region
+    FROM event_counts
+  ) AS pairs
+) AS expanded;
+
+-- sessions.main
+SELECT
+  segment,
+  CASE
+    WHEN COUNT(CAST(duration_ms AS DOUBLE)) = 0
+    THEN NULL
+    ELSE CAST((
+      ELEMENT_AT(
+        ARRAY_SORT(
+          ARRAY_AGG(CAST(duration_ms AS DOUBLE)) FILTER(WHERE
+            NOT CAST(duration_ms AS DOUBLE) IS NULL)
+        ),
+        CAST(CAST(TRUNCATE(CAST(COUNT(CAST(duration_ms AS DOUBLE)) + 1 AS DOUBLE) / 2) AS BIGINT) AS BIGINT)
+      ) + ELEMENT_AT(
+        ARRAY_SORT(
+          ARRAY_AGG(CAST(duration_ms AS DOUBLE)) FILTER(WHERE
+            NOT CAST(duration_ms AS DOUBLE) IS NULL)
+        ),
+        CAST((
+          CAST(TRUNCATE(CAST(COUNT(CAST(duration_ms AS DOUBLE)) AS DOUBLE) / 2) AS BIGINT)
+        ) + 1 AS BIGINT)
+      )
+    ) AS DOUBLE) / 2.0
+  END AS median_duration_per_session_ms
+FROM (
+  SELECT
+    'all' AS segment,
+    duration_ms
+  FROM session_ends
+  UNION ALL
+  SELECT
+    CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+    duration_ms
+  FROM session_ends
+  UNION ALL
+  SELECT
+    CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+    duration_ms
+  FROM session_ends
+) AS expanded
+GROUP BY
+  segment;
+
+-- total_users.main
+SELECT
+  segment,
+  total_users
+FROM segment_totals;
+
+-- users.main
+WITH combos AS (
+  SELECT
+    user_id,
+    os,
+    region,
+    SUM(launches) AS launches,
+    SUM(duration_ms) AS duration_ms
+  FROM user_days
+  GROUP BY
+    user_id,
+    os,
+    region
+), per_user AS (
+  SELECT
+    segment,
+    user_id,
+    SUM(launches) AS launches,
+    SUM(duration_ms) AS duration
+  FROM (
+    SELECT
+      'all' AS segment,
+      user_id,
+      launches,
+      duration_ms
+    FROM combos
+    UNION ALL
+    SELECT
+      CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+      user_id,
+      launches,
+      duration_ms
+    FROM combos
+    UNION ALL
+    SELECT
+      CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+      user_id,
+      launches,
+      duration_ms
+    FROM combos
+  ) AS expanded
+  GROUP BY
+    segment,
+    user_id
+), active AS (
+  SELECT
+    per_user.segment,
+    per_user.launches,
+    per_user.duration,
+    CASE WHEN first_launch.first_day >= CAST('2026-11-28' AS DATE) THEN 1 ELSE 0 END AS is_new
+  FROM per_user
+  JOIN first_launch
+    ON first_launch.user_id = per_user.user_id
+  WHERE
+    per_user.launches > 0
+)
+SELECT
+  segment,
+  COUNT(*) AS active_users,
+  SUM(is_new) AS new_users,
+  SUM(CASE WHEN launches >= 2 THEN 1 ELSE 0 END) AS repeat_users,
+  SUM(launches) AS visit_count,
+  CASE
+    WHEN COUNT(CAST(duration AS DOUBLE)) = 0
+    THEN NULL
+    ELSE CAST((
+      ELEMENT_AT(
+        ARRAY_SORT(
+          ARRAY_AGG(CAST(duration AS DOUBLE)) FILTER(WHERE
+            NOT CAST(duration AS DOUBLE) IS NULL)
+        ),
+        CAST(CAST(TRUNCATE(CAST(COUNT(CAST(duration AS DOUBLE)) + 1 AS DOUBLE) / 2) AS BIGINT) AS BIGINT)
+      ) + ELEMENT_AT(
+        ARRAY_SORT(
+          ARRAY_AGG(CAST(duration AS DOUBLE)) FILTER(WHERE
+            NOT CAST(duration AS DOUBLE) IS NULL)
+        ),
+        CAST((
+          CAST(TRUNCATE(CAST(COUNT(CAST(duration AS DOUBLE)) AS DOUBLE) / 2) AS BIGINT)
+        ) + 1 AS BIGINT)
+      )
+    ) AS DOUBLE) / 2.0
+  END AS median_duration_per_user_ms,
+  SUM(CASE WHEN duration > 0 THEN 1 ELSE 0 END) AS effectively_active_users
+FROM active
+GROUP BY
+  segment;
