@@ -101,13 +101,13 @@ class _GroupWriter:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self._queue: queue.SimpleQueue[_Outcome | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[_Accepted, Future[None]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="minidrama-writer", daemon=True)
         self._thread.start()
 
     def submit(self, accepted: _Accepted) -> Future[None]:
         done: Future[None] = Future()
-        self._queue.put(_Outcome(accepted.app_id, accepted.table, accepted.quarantine, done))
+        self._queue.put((accepted, done))
         return done
 
     def close(self) -> None:
@@ -123,28 +123,18 @@ class _GroupWriter:
                 while True:
                     group.append(self._queue.get_nowait())
             stopping = None in group
-            outcomes = [outcome for outcome in group if outcome is not None]
+            queued = [item for item in group if item is not None]
             try:
-                self.storage.put_many(_files(outcomes))
+                self.storage.put_many(_files([accepted for accepted, _done in queued]))
             except Exception as error:  # each request's answer becomes a 503: nothing is lost
-                for outcome in outcomes:
-                    outcome.done.set_exception(error)
+                for _accepted, done in queued:
+                    done.set_exception(error)
             else:
-                for outcome in outcomes:
-                    outcome.done.set_result(None)
+                for _accepted, done in queued:
+                    done.set_result(None)
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    """What one events request stores: its accepted rows (Arrow) and its quarantine file."""
-
-    app_id: str
-    table: Any
-    quarantine: tuple[str, bytes] | None
-    done: Future[None]
-
-
-def _files(outcomes: list[_Outcome]) -> list[tuple[str, bytes, str | None]]:
+def _files(outcomes: list[_Accepted]) -> list[tuple[str, bytes, str | None]]:
     import pyarrow as pa
 
     files: list[tuple[str, bytes, str | None]] = []
