@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from sqlglot import exp
 
 from minidrama.config import AppConfig
@@ -143,9 +143,15 @@ class SparkCheck:
         self.checked.append(period)
 
 
+# Each scenario takes one to two minutes of Spark on two cores: the whole test gets its own timeout
+# (the suite's 300 s is per test, and three scenarios can pass it on a slow machine), and a failing
+# scenario is reported as found, not shrunk (shrinking would rerun Spark for each smaller case).
+@pytest.mark.timeout(int(os.environ.get("MINIDRAMA_SPARK_TIMEOUT", "1800")))
 @settings(
     max_examples=int(os.environ.get("MINIDRAMA_SPARK_EXAMPLES", "3")),
     derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
     deadline=None,
     suppress_health_check=[
         HealthCheck.too_slow,
