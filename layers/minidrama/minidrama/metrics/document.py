@@ -76,13 +76,17 @@ def build_document(
     currency: str,
     generated_at: datetime,
     results: QueryResults,
+    engine: str = "duckdb",
 ) -> dict[str, Any]:
-    """The document of ``period`` from the results of every definition's queries."""
+    """The document of ``period`` from the results of every definition's queries; a day's
+    document records the ``engine`` that ran them ("duckdb" embedded, or "athena")."""
     grouped = {name: group_by_segment(rows) for name, rows in results.items()}
     segments = segment_order(row["segment"] for row in results[(SEGMENTS.name, "main")])
     if period.kind == "day":
         when: dict[str, Any] = {"date": period.first.isoformat()}
+        computed_by = {"engine": engine}
     else:
+        computed_by = {}
         when = {"kind": "range", "from": period.first.isoformat(), "to": period.last.isoformat()}
     return {
         "schema_version": SCHEMA_VERSION,
@@ -91,6 +95,7 @@ def build_document(
         "timezone": timezone,
         "currency": currency,
         "generated_at": generated_at.isoformat().replace("+00:00", "Z"),
+        **computed_by,
         "segments": {segment: _segment(SegmentResults(grouped, segment), period) for segment in segments},
     }
 
