@@ -111,10 +111,11 @@ class DayPlan:
 
         def qualify(node: exp.Expression) -> exp.Expression:
             if isinstance(node, exp.Table) and not node.args.get("db") and node.name not in own:
+                # keeps the name the query refers to it by (its alias, or the relation's own name)
                 if node.name in relations:
-                    return exp.table_(self.table(node.name), db=self.database, alias=node.alias or None)
+                    return exp.table_(self.table(node.name), db=self.database, alias=node.alias or node.name)
                 if node.name == EVENTS_TABLE:
-                    return exp.table_(EVENTS_TABLE, db=self.database, alias=node.alias or None)
+                    return exp.table_(EVENTS_TABLE, db=self.database, alias=node.alias or node.name)
             return node
 
         select = tree.transform(qualify).sql(dialect="duckdb")
