@@ -108,12 +108,18 @@ def test_the_athena_plan_gives_the_embedded_engines_day(scenario):
 
 def test_the_athena_plan_fits_a_state_machine_input():
     # Step Functions passes at most 256 KiB between states: the plan's queries, as Athena gets them
-    plan = plan_day(AppConfig("an-app-with-a-long-name", timezone="America/Los_Angeles"), ALL_DAYS[-1],
-                    bucket="a-bucket", database=DATABASE)
+    plan = plan_day(
+        AppConfig("an-app-with-a-long-name", timezone="America/Los_Angeles"),
+        ALL_DAYS[-1],
+        bucket="a-bucket",
+        database=DATABASE,
+    )
     payload = plan.payload("athena")
     size = len(json.dumps(payload).encode())
     assert size < 200 * 1024, size
     # every statement is a CTAS into the run's prefix or an UNLOAD of rows there
     queries = [item["query"] for stage in payload["stages"] for item in stage]
     assert all(q.startswith(("CREATE TABLE minidrama.run_", "UNLOAD (")) for q in queries)
-    assert all(f"s3://a-bucket/athena-runs/app_id=an-app-with-a-long-name/" in q for q in queries)
+    assert all("s3://a-bucket/athena-runs/app_id=an-app-with-a-long-name/" in q for q in queries)
+    # Athena writes no `timestamp with time zone` to Parquet: instants are UTC timestamps
+    assert not any("WITH TIME ZONE" in q for q in queries)

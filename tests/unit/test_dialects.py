@@ -85,7 +85,9 @@ def test_a_record_becomes_a_row_cast_to_its_named_fields() -> None:
         " FROM x"
     )
     athena = transpile(query, "athena")
-    assert "CAST(ROW(" in athena and "AS ROW(time TIMESTAMP WITH TIME ZONE, event_id VARCHAR)" in athena
+    # (a UTC instant is a plain timestamp on Athena, which writes no zoned timestamp to Parquet)
+    assert "CAST(ROW(" in athena and "AS ROW(time TIMESTAMP, event_id VARCHAR)" in athena
+    assert "WITH TIME ZONE" not in athena
     # a field without a type cannot be typed on Trino: refused, never generated untyped
     with pytest.raises(UntranslatableSql, match="CAST"):
         transpile("SELECT {'a': b} FROM x", "athena")

@@ -20,9 +20,9 @@ WITH last_days AS (
     user_days.os,
     user_days.region,
     CAST(ROW(
-      CAST(user_days.latest_launch_time AS TIMESTAMP WITH TIME ZONE),
+      CAST(user_days.latest_launch_time AS TIMESTAMP),
       CAST(user_days.latest_launch_event_id AS VARCHAR)
-    ) AS ROW(time TIMESTAMP WITH TIME ZONE, event_id VARCHAR)) AS recency,
+    ) AS ROW(time TIMESTAMP, event_id VARCHAR)) AS recency,
     CAST(ROW(
       CAST(COALESCE(user_days.gender, 'unknown') AS VARCHAR),
       CAST(COALESCE(user_days.age_group, 'unknown') AS VARCHAR),

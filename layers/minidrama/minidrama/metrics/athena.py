@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -131,7 +130,9 @@ class DayPlan:
             )
         if dialect == "duckdb":
             return f"COPY (\n{body}\n) TO '{statement.location}' (FORMAT parquet)"
-        return f"UNLOAD (\n{body}\n)\nTO '{statement.location}'\nWITH (format = 'PARQUET', compression = 'ZSTD')"
+        return (
+            f"UNLOAD (\n{body}\n)\nTO '{statement.location}'\nWITH (format = 'PARQUET', compression = 'ZSTD')"
+        )
 
     def payload(self, dialect: str = "athena") -> dict[str, Any]:
         """What the state machine runs: the stages' query strings, and the run tables to drop."""
@@ -197,14 +198,12 @@ def plan_day(app: AppConfig, day: date, *, bucket: str, database: str, run: str 
     run = run or new_run_id()
     window = day_window(day, app.timezone)
     prefix = f"s3://{bucket}/{run_prefix(app.app_id, day, run)}"
-    dates = ", ".join(sql.quote(text) for text in _utc_dates(window.start, window.end))
-    the_day = _deduplicated(
-        app,
-        f"dt IN ({dates}) AND event_time >= {_timestamp(window.start)} AND event_time < {_timestamp(window.end)}",
-    )
-    history = _deduplicated(
-        app, f"dt <= {sql.quote(_utc_dates(window.start, window.end)[-1])} AND event_time < {_timestamp(window.end)}"
-    )
+    utc_dates = _utc_dates(window.start, window.end)
+    dates = ", ".join(sql.quote(text) for text in utc_dates)
+    start, end = _timestamp(window.start), _timestamp(window.end)
+    # dt narrows the files Athena reads (partition projection); event_time decides
+    the_day = _deduplicated(app, f"dt IN ({dates}) AND event_time >= {start} AND event_time < {end}")
+    history = _deduplicated(app, f"dt <= {sql.quote(utc_dates[-1])} AND event_time < {end}")
     columns = ", ".join(sql.DAY_EVENT_COLUMNS)
     d = _literal(day)
     cohort_days = ", ".join(_literal(cohort) for cohort in Period.day(day).cohort_days)
@@ -257,7 +256,8 @@ def plan_day(app: AppConfig, day: date, *, bucket: str, database: str, run: str 
         ),
     )
     facts_stage = tuple(
-        table(name, f"SELECT {d} AS day, * FROM ({query}) AS fact") for name, query in stored.build_sql(day).items()
+        table(name, f"SELECT {d} AS day, * FROM ({query}) AS fact")
+        for name, query in stored.build_sql(day).items()
     )
     period = Period.day(day)
     results_stage = tuple(
@@ -405,7 +405,11 @@ def assemble_day(
 def plan_from_payload(payload: dict[str, Any], app: AppConfig, bucket: str) -> DayPlan:
     """The plan a state machine ran, rebuilt from its input (the same run, app and day)."""
     plan = plan_day(
-        app, date.fromisoformat(payload["day"]), bucket=bucket, database=payload["database"], run=payload["run"]
+        app,
+        date.fromisoformat(payload["day"]),
+        bucket=bucket,
+        database=payload["database"],
+        run=payload["run"],
     )
     if plan.tables != payload["tables"]:
         raise ValueError(f"run {payload['run']} was planned by another version of the engine")

@@ -9,7 +9,8 @@ whose translation would change a result are rewritten here, per engine:
     ``median`` becomes an exact median of the sorted values (Trino's ``approx_percentile`` is
     approximate, and it has no ``percentile_cont``); a record literal becomes
     ``CAST(ROW(...) AS ROW(name type, ...))``, so that its fields keep their names (every field of
-    a record is a ``CAST``, which gives its type).
+    a record is a ``CAST``, which gives its type); ``timestamp with time zone`` becomes
+    ``timestamp`` (UTC instants, as the lake's tables hold them; Athena writes no other to Parquet).
 ``spark``
     nothing beyond sqlglot's translation (``median`` is exact in Spark; records are ``STRUCT``).
 
@@ -40,7 +41,7 @@ def transpile(query: str, dialect: str) -> str:
         raise ValueError(f"unknown dialect {dialect!r}; one of {', '.join(DIALECTS)}")
     tree = parse_one(query, read="duckdb")
     if dialect == "athena":
-        tree = tree.transform(_for_trino)
+        tree = tree.transform(_for_trino).transform(_utc_timestamp)
     return tree.sql(dialect=dialect, pretty=True)
 
 
@@ -59,6 +60,15 @@ def _for_trino(node: exp.Expression) -> exp.Expression:
         return _exact_median(node.this)
     if isinstance(node, exp.Struct):
         return _typed_row(node)
+    return node
+
+
+def _utc_timestamp(node: exp.Expression) -> exp.Expression:
+    # Athena's tables hold UTC instants as `timestamp` and its session time zone is UTC, so the
+    # two types compare and order alike; Athena cannot write `timestamp with time zone` to
+    # Parquet (CREATE TABLE AS, UNLOAD), which the Athena engine does with every result.
+    if isinstance(node, exp.DataType) and node.is_type(exp.DataType.Type.TIMESTAMPTZ):
+        return exp.DataType.build("TIMESTAMP")
     return node
 
 
