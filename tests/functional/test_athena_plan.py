@@ -70,7 +70,7 @@ def facts_rows(lake: LocalStorage, app_id: str, day) -> dict[str, list]:
 
 
 @settings(
-    max_examples=3,
+    max_examples=2,
     derandomize=True,
     database=None,
     phases=[Phase.explicit, Phase.generate],
