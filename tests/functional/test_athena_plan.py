@@ -27,7 +27,7 @@ from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage, metrics_key
 from minidrama.metrics import compute_days
 from minidrama.metrics import facts as stored
-from minidrama.metrics.athena import assemble_day, plan_day
+from minidrama.metrics.athena import assemble_day, plan_day, plan_from_payload
 from tests.functional.test_metrics_oracle import ALL_DAYS, scenarios
 from tests.metrics_support import ingest, without_generated_at
 
@@ -123,3 +123,8 @@ def test_the_athena_plan_fits_a_state_machine_input():
     assert all("s3://a-bucket/athena-runs/app_id=an-app-with-a-long-name/" in q for q in queries)
     # Athena writes no `timestamp with time zone` to Parquet: instants are UTC timestamps
     assert not any("WITH TIME ZONE" in q for q in queries)
+    # the assembly rebuilds the very plan the state machine ran from its input (same run, same queries)
+    again = plan_from_payload(
+        payload, AppConfig("an-app-with-a-long-name", timezone="America/Los_Angeles"), "a-bucket"
+    )
+    assert again.payload("athena") == payload
