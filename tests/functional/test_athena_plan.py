@@ -61,11 +61,12 @@ def run_plan_on_duckdb(root: Path, plan) -> None:
     connection.close()
 
 
-def facts_rows(lake: LocalStorage, app_id: str, day) -> dict[str, list]:
-    raw = json.loads(lake.get_bytes(stored.facts_index_key(app_id)))
+def facts_rows(lake: LocalStorage, app: AppConfig, day) -> dict[str, list]:
+    """The rows of each stored facts table of ``day``, as the facts index names its files."""
+    index = stored.FactsIndex.load(lake, app.app_id, app.timezone)
     return {
-        table: sorted(pq.read_table(lake.path(entry["key"])).to_pylist(), key=repr)
-        for table, entry in raw["days"][day.isoformat()].items()
+        table: sorted(pq.read_table(lake.path(entry.key)).to_pylist(), key=repr)
+        for table, entry in index.days[day].items()
     }
 
 
@@ -92,7 +93,7 @@ def test_the_athena_plan_gives_the_embedded_engines_day(scenario):
         compute_days(lake, app, ALL_DAYS)
         for day in days:
             embedded = json.loads(lake.get_bytes(metrics_key(app.app_id, day)))
-            embedded_facts = facts_rows(lake, app.app_id, day)
+            embedded_facts = facts_rows(lake, app, day)
             # WHEN the day is computed again by the Athena engine's plan
             plan = plan_day(app, day, bucket=BUCKET, database=DATABASE)
             run_plan_on_duckdb(root, plan)
@@ -101,7 +102,7 @@ def test_the_athena_plan_gives_the_embedded_engines_day(scenario):
             athena = json.loads(lake.get_bytes(metrics_key(app.app_id, day)))
             assert (embedded.pop("engine"), athena.pop("engine")) == ("duckdb", "athena")
             assert without_generated_at(athena) == without_generated_at(embedded), f"{day} ({zone_name})"
-            assert facts_rows(lake, app.app_id, day) == embedded_facts, f"{day} ({zone_name})"
+            assert facts_rows(lake, app, day) == embedded_facts, f"{day} ({zone_name})"
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -57,7 +57,8 @@ __all__ = [
     "PartitionBatchProcessor",
 ]
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
+# The Arrow type of each logical column type of minidrama.schema (the stored facts add "date").
+ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
     "bool": pa.bool_(),
     "int64": pa.int64(),
@@ -65,7 +66,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "decimal": pa.decimal128(38, AMOUNT_SCALE),
 }
 
-EVENTS_SCHEMA = pa.schema([pa.field(name, _ARROW_TYPES[kind], nullable=True) for name, kind in EVENT_COLUMNS])
+EVENTS_SCHEMA = pa.schema([pa.field(name, ARROW_TYPES[kind], nullable=True) for name, kind in EVENT_COLUMNS])
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
 

@@ -2,8 +2,9 @@
 for the embedded engine (README, "The Athena engine").
 
 A day's run is a plan of statements in stages; each stage's statements run in parallel (a Step
-Functions ``Map`` of ``athena:startQueryExecution.sync``, ``statemachines/athena_day.asl.json``),
-and each stage reads only the tables of the stages before it:
+Functions ``Map`` of ``athena:startQueryExecution.sync`` once the state machine is built; today
+the plan runs on DuckDB in ``tests/functional/test_athena_plan.py``), and each stage reads only
+the tables of the stages before it:
 
 1. from the ``events`` table: ``day_events`` and ``day_page_views`` (the day's events, each
    ``event_id`` once), ``launch_days`` (successful launches per local day, user, os and region, over
@@ -51,6 +52,7 @@ from minidrama.metrics.document import build_document
 from minidrama.metrics.period import Period
 from minidrama.metrics.window import day_window
 from minidrama.schema import KNOWN_EVENT_NAMES
+from minidrama.writer import ARROW_TYPES, table_to_parquet
 
 __all__ = [
     "RUNS_PREFIX",
@@ -58,7 +60,6 @@ __all__ = [
     "DayPlan",
     "plan_day",
     "assemble_day",
-    "day_event_bytes",
     "MissingResults",
 ]
 
@@ -83,16 +84,11 @@ class Statement:
 @dataclass(frozen=True)
 class DayPlan:
     app_id: str
-    timezone: str
     day: date
     run: str
     bucket: str
     database: str
     stages: tuple[tuple[Statement, ...], ...]
-
-    @property
-    def prefix(self) -> str:
-        return run_prefix(self.app_id, self.day, self.run)
 
     def table(self, relation: str) -> str:
         """The run table of ``relation``: ``run_{run}_{relation}``."""
@@ -206,7 +202,8 @@ def plan_day(app: AppConfig, day: date, *, bucket: str, database: str, run: str 
     history = _deduplicated(app, f"dt <= {sql.quote(utc_dates[-1])} AND event_time < {end}")
     columns = ", ".join(sql.DAY_EVENT_COLUMNS)
     d = _literal(day)
-    cohort_days = ", ".join(_literal(cohort) for cohort in Period.day(day).cohort_days)
+    period = Period.day(day)
+    cohort_days = ", ".join(_literal(cohort) for cohort in period.cohort_days)
 
     def table(name: str, select: str) -> Statement:
         return Statement(name, "table", select, f"{prefix}tables/{name}/")
@@ -259,7 +256,6 @@ def plan_day(app: AppConfig, day: date, *, bucket: str, database: str, run: str 
         table(name, f"SELECT {d} AS day, * FROM ({query}) AS fact")
         for name, query in stored.build_sql(day).items()
     )
-    period = Period.day(day)
     results_stage = tuple(
         Statement(f"{definition.name}/{name}", "unload", query, f"{prefix}results/{definition.name}/{name}/")
         for definition in DEFINITIONS
@@ -267,18 +263,12 @@ def plan_day(app: AppConfig, day: date, *, bucket: str, database: str, run: str 
     )
     return DayPlan(
         app.app_id,
-        app.timezone,
         day,
         run,
         bucket,
         database,
         (events_stage, derived_stage, facts_stage, results_stage),
     )
-
-
-def day_event_bytes(partitions: dict[tuple[date, int], list[Any]], day: date, timezone: str) -> int:
-    """The bytes of the events files covering ``day`` (what the engine threshold is compared with)."""
-    return sum(info.size for hour in day_window(day, timezone).hours for info in partitions.get(hour, []))
 
 
 # --- assembling the results -------------------------------------------------------------------
@@ -314,14 +304,7 @@ def _python(value: Any) -> Any:
     return value
 
 
-_ARROW_TYPES = {
-    "string": pa.string(),
-    "bool": pa.bool_(),
-    "int64": pa.int64(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "decimal": pa.decimal128(38, 6),
-}
+_ARROW_TYPES = {**ARROW_TYPES, "date": pa.date32()}
 
 
 def facts_schema(table: str) -> pa.Schema:
@@ -340,12 +323,6 @@ def _facts_table(raw: pa.Table | None, table: str) -> pa.Table:
             column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
         columns.append(column.cast(field.type))
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
 
 
 def assemble_day(
@@ -376,7 +353,7 @@ def assemble_day(
         raise MissingResults(f"run {plan.run} has no facts table {', '.join(missing)}")
     written = {}
     for table, data in facts_tables.items():
-        body = _parquet_bytes(data)
+        body = table_to_parquet(data)
         digest = hashlib.sha256(body).hexdigest()
         key = stored.facts_key(table, app.app_id, plan.day, digest)
         storage.put_bytes(key, body)
