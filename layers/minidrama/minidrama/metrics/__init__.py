@@ -5,6 +5,7 @@
 - ``document``: assembling a document from the definitions' results (pure)
 - ``facts``: the stored facts, public Parquet tables written for every computed day, and their index
 - ``engine``: the DuckDB session computing days: reading events, the engine's state, writing facts
+- ``athena``: the Athena engine, for days too large for one Lambda: its plan and its assembly
 - ``ranges``: range documents from the stored facts
 - ``tabular``: documents and daily series as CSV
 - ``sql``: reading a day's events and the engine's state as SQL
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "write_calendar_documents",
     "refresh_recent",
     "RefreshResult",
+    "AthenaRoute",
 ]
 
 
@@ -47,21 +49,48 @@ def document_bytes(document: dict) -> bytes:
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False).encode()
 
 
+@dataclass
+class AthenaRoute:
+    """Where the days too large for the embedded engine go: a day whose events files hold more
+    than ``threshold_bytes`` (0: none) is not computed here; ``start(app, day)`` starts its run on
+    the Athena engine (the state machine, which writes the day when its queries are done) and
+    returns the run's id. ``started`` lists the runs started, as (app_id, day, id)."""
+
+    threshold_bytes: int
+    start: Callable[[AppConfig, date], str]
+    started: list[tuple[str, date, str]] = field(default_factory=list)
+
+    def route(self, storage: Storage, app: AppConfig, days: Iterable[date]) -> list[date]:
+        """Start the runs of the large ``days``; the days left for the embedded engine."""
+        from minidrama.metrics.athena import day_event_bytes
+
+        embedded = []
+        for day in sorted(set(days)):
+            if self.threshold_bytes and day_event_bytes(storage, app, day) > self.threshold_bytes:
+                self.started.append((app.app_id, day, self.start(app, day)))
+            else:
+                embedded.append(day)
+        return embedded
+
+
 def compute_days(
     storage: Storage,
     app: AppConfig,
     days: Iterable[date],
     now: datetime | None = None,
     on_day: Callable[[date], None] | None = None,
+    athena: AthenaRoute | None = None,
 ) -> list[str]:
     """Compute and write the metrics documents of ``days`` (in date order), then the week and
     month documents that contain them where those are complete (by ``now``) and every day of
-    them is computed; returns the keys written. ``on_day`` hears of each day written (progress)."""
+    them is computed; returns the keys written. ``on_day`` hears of each day written (progress).
+    With ``athena``, the days it takes are left to the Athena engine's runs (their documents,
+    and the week and month documents containing them, are written when a run assembles)."""
     # DuckDB is imported only here: readers of documents (the report) don't ship it.
     from minidrama.metrics.engine import MetricsSession
 
     keys = []
-    computed = sorted(set(days))
+    computed = sorted(set(days)) if athena is None else athena.route(storage, app, days)
     with MetricsSession.open(storage, app) as session:
         for day in computed:
             document = session.document(day)
@@ -151,8 +180,11 @@ class RefreshResult:
         }
 
 
-def refresh_recent(storage: Storage, app: AppConfig, now: datetime, count: int) -> RefreshResult:
-    """The scheduled job for one app: compact, then recompute, the last ``count`` days.
+def refresh_recent(
+    storage: Storage, app: AppConfig, now: datetime, count: int, athena: AthenaRoute | None = None
+) -> RefreshResult:
+    """The scheduled job for one app: compact, then recompute, the last ``count`` days (the large
+    ones on the Athena engine, with ``athena``).
 
     A week or month that has ended gets its document: days of it never computed before (before
     the app's first events, say) are computed with it.
@@ -166,5 +198,5 @@ def refresh_recent(storage: Storage, app: AppConfig, now: datetime, count: int) 
         for day in days_of(period.first, period.last)
         if day not in index.days and day not in days
     }
-    documents = compute_days(storage, app, [*days, *never_computed], now)
+    documents = compute_days(storage, app, [*days, *never_computed], now, athena=athena)
     return RefreshResult(app.app_id, days, compacted, documents)

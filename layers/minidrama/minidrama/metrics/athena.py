@@ -1,10 +1,10 @@
 """The Athena engine: one day's stored facts and document computed on Athena, for days too large
 for the embedded engine (README, "The Athena engine").
 
-A day's run is a plan of statements in stages; each stage's statements run in parallel (a Step
-Functions ``Map`` of ``athena:startQueryExecution.sync`` once the state machine is built; today
-the plan runs on DuckDB in ``tests/functional/test_athena_plan.py``), and each stage reads only
-the tables of the stages before it:
+A day's run is a plan of statements in stages; each stage's statements run in parallel (the
+state machine ``AthenaDayStateMachine`` of ``template.yaml``: a ``Map`` of
+``athena:startQueryExecution.sync`` per stage, stages one after another), and each stage reads
+only the tables of the stages before it:
 
 1. from the ``events`` table: ``day_events`` and ``day_page_views`` (the day's events, each
    ``event_id`` once), ``launch_days`` (successful launches per local day, user, os and region, over
@@ -31,28 +31,24 @@ Nothing is written before every statement has succeeded: a failed query leaves t
 from __future__ import annotations
 
 import hashlib
-import io
 import re
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from sqlglot import exp, parse_one
-
 from minidrama.config import AppConfig
-from minidrama.lake import Storage, metrics_key
+from minidrama.lake import Storage, events_partition, metrics_key
 from minidrama.metrics import facts as stored
 from minidrama.metrics import sql
+from minidrama.metrics.compaction import readable_files
 from minidrama.metrics.definitions import DEFINITIONS
-from minidrama.metrics.dialects import transpile
 from minidrama.metrics.document import build_document
 from minidrama.metrics.period import Period
 from minidrama.metrics.window import day_window
 from minidrama.schema import KNOWN_EVENT_NAMES
-from minidrama.writer import ARROW_TYPES, table_to_parquet
 
 __all__ = [
     "RUNS_PREFIX",
@@ -60,6 +56,8 @@ __all__ = [
     "DayPlan",
     "plan_day",
     "assemble_day",
+    "day_event_bytes",
+    "execution_name",
     "MissingResults",
 ]
 
@@ -100,6 +98,10 @@ class DayPlan:
 
     def query(self, statement: Statement, dialect: str) -> str:
         """``statement`` as the query string sent to the engine of ``dialect``."""
+        from sqlglot import exp, parse_one
+
+        from minidrama.metrics.dialects import transpile
+
         relations = {s.name for stage in self.stages for s in stage if s.kind == "table"}
         tree = parse_one(statement.select, read="duckdb")
         own = {cte.alias for cte in tree.find_all(exp.CTE)}
@@ -142,6 +144,23 @@ class DayPlan:
             ],
             "tables": self.tables,
         }
+
+
+def day_event_bytes(storage: Storage, app: AppConfig, day: date) -> int:
+    """The bytes of the events files a computation of ``day`` reads (the hour partitions of its
+    window, each compacted partition once): what decides the engine that computes the day."""
+    return sum(
+        info.size
+        for utc_date, hour in day_window(day, app.timezone).hours
+        for info in readable_files(storage, storage.list(events_partition(app.app_id, utc_date, hour)))
+    )
+
+
+def execution_name(plan: DayPlan) -> str:
+    """The state machine execution's name: unique per run, readable in the console (80 characters
+    of letters, digits, ``-`` and ``_`` at most)."""
+    app = re.sub(r"[^A-Za-z0-9_-]", "-", plan.app_id)[:44]
+    return f"{app}-{plan.day.isoformat()}-{plan.run}"
 
 
 def run_prefix(app_id: str, day: date, run: str) -> str:
@@ -281,18 +300,6 @@ def _key_of(location: str, bucket: str) -> str:
     return match.group(1)
 
 
-def _read_table(storage: Storage, prefix: str) -> pa.Table | None:
-    """Every Parquet file Athena wrote under ``prefix`` as one table; None when it wrote none."""
-    tables = [
-        pq.read_table(io.BytesIO(storage.get_bytes(info.key)))
-        for info in sorted(storage.list(prefix), key=lambda info: info.key)
-        if not info.key.rsplit("/", 1)[-1].startswith(("_", "."))
-    ]
-    if not tables:
-        return None
-    return pa.concat_tables(tables, promote_options="permissive")
-
-
 def _python(value: Any) -> Any:
     """A result value as the embedded engine gives it: timestamps in UTC, records as dicts."""
     if isinstance(value, datetime):
@@ -304,60 +311,80 @@ def _python(value: Any) -> Any:
     return value
 
 
-_ARROW_TYPES = {**ARROW_TYPES, "date": pa.date32()}
-
-
-def facts_schema(table: str) -> pa.Schema:
-    """The Arrow schema of a stored facts file of ``table`` (the embedded engine writes the same)."""
-    return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in stored.TABLES[table]])
-
-
-def _facts_table(raw: pa.Table | None, table: str) -> pa.Table:
-    schema = facts_schema(table)
-    if raw is None:
-        return schema.empty_table()
-    columns = []
-    for field in schema:
-        column = raw.column(field.name)
-        if pa.types.is_timestamp(column.type) and column.type.tz is None:
-            column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
-        columns.append(column.cast(field.type))
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
 def assemble_day(
     storage: Storage, app: AppConfig, plan: DayPlan, generated_at: datetime | None = None
 ) -> list[str]:
     """Write the facts and the document of ``plan``'s day from its run's results; the keys written.
 
-    Every statement must have written its results (the state machine calls this only then); a
-    facts table with no file is an error, not an empty table (CTAS always writes its files).
+    The state machine calls this only when every statement has succeeded, so a statement whose
+    prefix holds no file returned no rows (Athena writes no file for an empty result); a run whose
+    prefix holds nothing at all expired or never ran, and fails. DuckDB reads the files (the
+    metrics function's engine) and writes the facts files as the embedded engine writes them.
     """
-    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    facts_tables: dict[str, pa.Table] = {}
-    for stage in plan.stages:
-        for statement in stage:
-            prefix = _key_of(statement.location, plan.bucket)
-            if statement.kind == "unload":
-                raw = _read_table(storage, prefix)
-                definition, name = statement.name.split("/", 1)
-                rows = [] if raw is None else raw.to_pylist()
-                results[(definition, name)] = [{k: _python(v) for k, v in row.items()} for row in rows]
-            elif statement.name in stored.TABLES:
-                raw = _read_table(storage, prefix)
-                if raw is None and not storage.list(prefix):
-                    raise MissingResults(f"the facts table {statement.name} of run {plan.run} wrote nothing")
-                facts_tables[statement.name] = _facts_table(raw, statement.name)
-    missing = sorted(set(stored.TABLES) - set(facts_tables))
+    # DuckDB and the engine's connection are imported only here (planning needs neither).
+    from minidrama.metrics.engine import connect, rows_of
+
+    listing = storage.list(run_prefix(plan.app_id, plan.day, plan.run))
+    if not listing:
+        raise MissingResults(
+            f"run {plan.run} of {plan.app_id} {plan.day} has no results (expired or never ran)"
+        )
+    with tempfile.TemporaryDirectory(prefix="minidrama-athena-") as scratch:
+        workdir = Path(scratch)
+        connection = connect()
+        try:
+
+            def relation(statement: Statement) -> str | None:
+                """The statement's files as one relation (None: no rows)."""
+                prefix = _key_of(statement.location, plan.bucket)
+                paths = [
+                    storage.local_copy(info.key, workdir / "run")
+                    for info in sorted(listing, key=lambda info: info.key)
+                    if info.key.startswith(prefix) and not info.key.rsplit("/", 1)[-1].startswith(("_", "."))
+                ]
+                if not paths:
+                    return None
+                files = ", ".join(sql.quote(str(path)) for path in paths)
+                return f"read_parquet([{files}], union_by_name = true)"
+
+            results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            written: dict[str, stored.FactsFile] = {}
+            for stage in plan.stages:
+                for statement in stage:
+                    source = relation(statement)
+                    if statement.kind == "unload":
+                        definition, name = statement.name.split("/", 1)
+                        rows = [] if source is None else rows_of(connection, f"SELECT * FROM {source}")
+                        results[(definition, name)] = [
+                            {k: _python(v) for k, v in row.items()} for row in rows
+                        ]
+                    elif statement.name in stored.TABLES:
+                        table = statement.name
+                        # Athena's plain UTC timestamps become the stored facts' instants (UTC session).
+                        select = f"SELECT * FROM {source}"
+                        if source is None:
+                            columns = ", ".join(
+                                f"CAST(NULL AS {stored.SQL_TYPES[kind]}) AS {name}"
+                                for name, kind in stored.TABLES[table]
+                            )
+                            select = f"SELECT {columns} WHERE false"
+                        out = workdir / "out" / f"{table}.parquet"
+                        out.parent.mkdir(parents=True, exist_ok=True)
+                        connection.execute(
+                            f"COPY ({stored.typed_sql(table, select)}) TO {sql.quote(str(out))} "
+                            "(FORMAT parquet, COMPRESSION zstd)"
+                        )
+                        body = out.read_bytes()
+                        digest = hashlib.sha256(body).hexdigest()
+                        written[table] = stored.FactsFile(
+                            stored.facts_key(table, app.app_id, plan.day, digest), digest, len(body)
+                        )
+                        storage.put_bytes(written[table].key, body)
+        finally:
+            connection.close()
+    missing = sorted(set(stored.TABLES) - set(written))
     if missing:
         raise MissingResults(f"run {plan.run} has no facts table {', '.join(missing)}")
-    written = {}
-    for table, data in facts_tables.items():
-        body = table_to_parquet(data)
-        digest = hashlib.sha256(body).hexdigest()
-        key = stored.facts_key(table, app.app_id, plan.day, digest)
-        storage.put_bytes(key, body)
-        written[table] = stored.FactsFile(key, digest, len(body))
     index = stored.FactsIndex.load(storage, app.app_id, app.timezone, strict=False)
     replaced = [entry.key for entry in index.days.get(plan.day, {}).values()]
     index.days[plan.day] = written

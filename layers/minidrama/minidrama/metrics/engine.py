@@ -114,7 +114,7 @@ def connect() -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def _rows(connection: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
+def rows_of(connection: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
     cursor = connection.execute(query)
     columns = [description[0] for description in cursor.description]
     return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
@@ -125,7 +125,7 @@ def run_definitions(
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Every definition's queries for ``period``, over the relations bound in ``connection``."""
     return {
-        (definition.name, name): _rows(connection, query)
+        (definition.name, name): rows_of(connection, query)
         for definition in DEFINITIONS
         for name, query in definition.queries(period).items()
     }

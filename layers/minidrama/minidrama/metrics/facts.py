@@ -152,7 +152,7 @@ def facts_index_key(app_id: str) -> str:
     return f"{FACTS_PREFIX}_index/app_id={app_id}/index.json"
 
 
-def _typed(table: str, select: str) -> str:
+def typed_sql(table: str, select: str) -> str:
     """``select`` with every column cast to its stored type, in stored order."""
     columns = ", ".join(f"CAST({name} AS {SQL_TYPES[kind]}) AS {name}" for name, kind in TABLES[table])
     return f"SELECT {columns} FROM ({select}) AS built"
@@ -169,7 +169,7 @@ def build_sql(day: date) -> dict[str, str]:
     page_views = ", ".join(f"'{name}'" for name in FUNNEL_PAGE_VIEWS)
     order_columns = ", ".join(f"orders.{name}" for name, _kind in TABLES["orders"][:-1])
     return {
-        "user_days": _typed(
+        "user_days": typed_sql(
             "user_days",
             """
             WITH launches AS (
@@ -205,7 +205,7 @@ def build_sql(day: date) -> dict[str, str]:
             LEFT JOIN first_launch ON first_launch.user_id = keys.user_id
             """,
         ),
-        "entry_points": _typed(
+        "entry_points": typed_sql(
             "entry_points",
             """
             SELECT user_id, os, region, entry_point, session_id, count(*) AS launches
@@ -213,11 +213,11 @@ def build_sql(day: date) -> dict[str, str]:
             GROUP BY user_id, os, region, entry_point, session_id
             """,
         ),
-        "session_ends": _typed(
+        "session_ends": typed_sql(
             "session_ends",
             "SELECT os, region, session_id, duration_ms FROM day_events WHERE event_name = 'session_end'",
         ),
-        "event_counts": _typed(
+        "event_counts": typed_sql(
             "event_counts",
             f"""
             SELECT os, region, event_name, count(*) AS events,
@@ -239,7 +239,7 @@ def build_sql(day: date) -> dict[str, str]:
             GROUP BY os, region, event_name
             """,
         ),
-        "orders": _typed(
+        "orders": typed_sql(
             "orders",
             f"""
             SELECT {order_columns}, first_recharge.first_day AS first_recharge_day
@@ -247,7 +247,7 @@ def build_sql(day: date) -> dict[str, str]:
             LEFT JOIN first_recharge ON first_recharge.user_id = orders.user_id
             """,
         ),
-        "segment_totals": _typed("segment_totals", TOTAL_USERS.stored_sql(day)),
+        "segment_totals": typed_sql("segment_totals", TOTAL_USERS.stored_sql(day)),
     }
 
 
