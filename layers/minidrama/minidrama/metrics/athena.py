@@ -214,10 +214,18 @@ def plan_day(app: AppConfig, day: date, *, bucket: str, database: str, run: str 
     window = day_window(day, app.timezone)
     prefix = f"s3://{bucket}/{run_prefix(app.app_id, day, run)}"
     utc_dates = _utc_dates(window.start, window.end)
-    dates = ", ".join(sql.quote(text) for text in utc_dates)
     start, end = _timestamp(window.start), _timestamp(window.end)
-    # dt narrows the files Athena reads (partition projection); event_time decides
-    the_day = _deduplicated(app, f"dt IN ({dates}) AND event_time >= {start} AND event_time < {end}")
+    # dt and hour narrow the files Athena reads to the window's hour partitions (partition
+    # projection: a day in UTC-5 reads 24 hours of two dt values, not both whole days);
+    # event_time decides
+    hours: dict[date, list[int]] = {}
+    for utc_date, hour in window.hours:
+        hours.setdefault(utc_date, []).append(hour)
+    partitions = " OR ".join(
+        f"(dt = {sql.quote(utc_date.isoformat())} AND hour IN ({', '.join(str(h) for h in listed)}))"
+        for utc_date, listed in sorted(hours.items())
+    )
+    the_day = _deduplicated(app, f"({partitions}) AND event_time >= {start} AND event_time < {end}")
     history = _deduplicated(app, f"dt <= {sql.quote(utc_dates[-1])} AND event_time < {end}")
     columns = ", ".join(sql.DAY_EVENT_COLUMNS)
     d = _literal(day)
