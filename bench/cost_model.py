@@ -5,16 +5,23 @@ Every rate is a list price (us-east-1, on-demand, x86, no free tier) and every q
 this repository's own measurements, named where it is used; the formula of each line is printed
 with it. It models the stack as deployed (template.yaml): API Gateway REST API -> ingest function
 (512 MB) -> SQS -> writer function (1,024 MB) -> Parquet in S3; the metrics function (3,008 MB)
-recomputes each day RECOMPUTE_DAYS times. Athena is priced for reading the day's events once per
-recompute (the engine of the next issue step); the embedded engine ends near 25 M events a day
-(one Lambda: 10 GB, 15 minutes), so its line is marked beyond that.
+recomputes each day RECOMPUTE_DAYS times. The embedded engine ends near 25 M events a day (one
+Lambda: 10 GB, 15 minutes), so its line is marked beyond that; the Athena engine's line is what a
+day costs computed there instead (README, "The Athena engine"): its plan's queries read the day's
+events twice (the day's events, its page views), the launch and order columns of all history
+twice (launch days, standing orders; --history-days of it), each query at least Athena's 10 MB.
+The bytes each read are measured from a lake's Parquet: the compressed column chunks of the
+columns the queries name (``--lake DIR`` re-measures them on a lake written by the benches, e.g.
+bench/out/metrics/lake after bench/metrics_bench.py; without it, the figures measured so).
 
-    .venv/bin/python bench/cost_model.py [--batch 500] [--recompute-days 3]
+    .venv/bin/python bench/cost_model.py [--batch 500] [--recompute-days 3] [--history-days 90] [--lake DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 # --- list prices (USD) ----------------------------------------------------------------------------
 API_PER_MILLION_REQUESTS = 3.50  # REST API, first 333 M requests a month
@@ -44,9 +51,61 @@ FILES_PER_WRITER_INVOCATION = 2
 
 INGEST_GB, WRITER_GB, METRICS_GB = 0.5, 1.0, 3008 / 1024
 
+# The Athena engine's plan (minidrama.metrics.athena.plan_day): 29 queries a day; the columns of the
+# events table its four event-reading queries name (the dedup keys, then what each keeps).
+ATHENA_QUERIES_PER_DAY = 29
+ATHENA_MIN_BYTES_PER_QUERY = 10e6
+DAY_QUERY_COLUMNS = (
+    "event_id", "event_name", "event_time", "received_at", "user_id", "session_id", "os", "region",
+    "entry_point", "success", "launch_ms", "device_brand", "device_model", "tiktok_version", "gender",
+    "age_group", "duration_ms", "order_id", "amount", "product_id",
+)  # fmt: skip
+HISTORY_QUERY_COLUMNS = (
+    "event_id", "event_name", "event_time", "received_at", "user_id", "os", "region", "success",
+    "order_id", "amount", "product_id",
+)  # fmt: skip
+# Measured with --lake on bench/metrics_bench.py's lake (the ~1 M-event day and 60 days of
+# history): compressed bytes per event of those columns. Replaced by --lake's own measurement.
+MEASURED_BYTES_PER_EVENT = {"day": 0.0, "history": 0.0}
 
-def lines(events: float, batch: int, recompute_days: int) -> list[tuple[str, float, str]]:
+
+def measure_columns(lake: Path) -> dict[str, float]:
+    """Compressed bytes per event of the day queries' and the history queries' columns, over
+    every events file under ``lake`` (footers only)."""
+    import pyarrow.parquet as pq
+
+    totals = {"day": 0, "history": 0}
+    rows = 0
+    for path in sorted((lake / "events").rglob("*.parquet")):
+        metadata = pq.ParquetFile(path).metadata
+        rows += metadata.num_rows
+        for group in range(metadata.num_row_groups):
+            row_group = metadata.row_group(group)
+            for index in range(row_group.num_columns):
+                column = row_group.column(index)
+                name = column.path_in_schema.split(".")[0]
+                totals["day"] += column.total_compressed_size if name in DAY_QUERY_COLUMNS else 0
+                totals["history"] += column.total_compressed_size if name in HISTORY_QUERY_COLUMNS else 0
+    if not rows:
+        sys.exit(f"no events Parquet under {lake}/events")
+    return {kind: total / rows for kind, total in totals.items()}
+
+
+def athena_day(events: float, history_days: int, measured: dict[str, float]) -> float:
+    """Bytes Athena bills for computing one day of ``events`` (its history of the same size a day)."""
+    scanned = 2 * events * measured["day"] + 2 * history_days * events * measured["history"]
+    return scanned + ATHENA_QUERIES_PER_DAY * ATHENA_MIN_BYTES_PER_QUERY
+
+
+def lines(
+    events: float,
+    batch: int,
+    recompute_days: int,
+    history_days: int = 90,
+    measured: dict[str, float] | None = None,
+) -> list[tuple[str, float, str]]:
     """(item, USD for one day of ``events``, formula) for each cost."""
+    measured = measured or MEASURED_BYTES_PER_EVENT
     requests = events / batch
     queue_requests = 3 * events * QUEUE_BYTES_PER_EVENT / 65536  # send, receive, delete
     writer_invocations = events / EVENTS_PER_WRITER_INVOCATION
@@ -86,9 +145,11 @@ def lines(events: float, batch: int, recompute_days: int) -> list[tuple[str, flo
             f"{recompute_days} recomputes x {COMPUTE_SECONDS_PER_MILLION_EVENTS} s/M events x 2.94 GB",
         ),
         (
-            "Athena instead (the day's events read once per recompute)",
-            recompute_days * events * PARQUET_BYTES_PER_EVENT / 1e12 * ATHENA_PER_TB_SCANNED,
-            f"{recompute_days} x {PARQUET_BYTES_PER_EVENT:.1f} B/event x $5/TB",
+            f"Athena engine instead ({history_days} days of history)",
+            recompute_days * athena_day(events, history_days, measured) / 1e12 * ATHENA_PER_TB_SCANNED,
+            f"{recompute_days} recomputes x (2 x {measured['day']:.1f} B/event of the day"
+            f" + 2 x {history_days} days x {measured['history']:.1f} B/event of history"
+            f" + {ATHENA_QUERIES_PER_DAY} queries x 10 MB minimum) x $5/TB",
         ),
     ]
 
@@ -99,13 +160,22 @@ def main() -> int:
     )
     parser.add_argument("--batch", type=int, default=500, help="events per API request")
     parser.add_argument("--recompute-days", type=int, default=3)
+    parser.add_argument(
+        "--history-days", type=int, default=90, help="days of history the Athena engine reads"
+    )
+    parser.add_argument("--lake", type=Path, help="measure the columns' bytes on this lake's events")
     args = parser.parse_args()
+    measured = measure_columns(args.lake) if args.lake else MEASURED_BYTES_PER_EVENT
+    if args.lake:
+        print(f"measured on {args.lake}: {measured['day']:.2f} B/event (day queries), "
+              f"{measured['history']:.2f} B/event (history queries)\n")  # fmt: skip
+    extra = (args.history_days, measured)
     scales = (1e6, 1e8, 1e9)
     print("| item | per M events | 1 M/day | 100 M/day | 1 B/day | formula |")
     print("| --- | --- | --- | --- | --- | --- |")
     totals = [0.0, 0.0, 0.0]
-    for index, (item, _cost, formula) in enumerate(lines(1e6, args.batch, args.recompute_days)):
-        costs = [lines(events, args.batch, args.recompute_days)[index][1] for events in scales]
+    for index, (item, _cost, formula) in enumerate(lines(1e6, args.batch, args.recompute_days, *extra)):
+        costs = [lines(events, args.batch, args.recompute_days, *extra)[index][1] for events in scales]
         if not item.startswith("Athena"):
             totals = [total + cost for total, cost in zip(totals, costs, strict=True)]
         # beyond its ceiling the embedded engine does not run: the day needs the Athena engine
