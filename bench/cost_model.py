@@ -44,6 +44,8 @@ PARQUET_BYTES_PER_EVENT = 23.9e6 / 979_963
 # Issue "Beyond one Lambda": `compute` of a day of ~1 M events takes 3.4 s (5 M: 19.5 s).
 COMPUTE_SECONDS_PER_MILLION_EVENTS = 3.4
 EMBEDDED_CEILING_EVENTS = 25_000_000  # ~350 MB of memory per million events in one 10 GB Lambda
+# template.yaml's AthenaEngineDayBytes default (150 MB) at PARQUET_BYTES_PER_EVENT
+ATHENA_THRESHOLD_EVENTS = 6_000_000
 # A writer invocation takes what fits in Lambda's 6 MB payload (~20,000 events) and writes one
 # file per hour partition it touches (2 on average: batches straddle an hour now and then).
 EVENTS_PER_WRITER_INVOCATION = 6 * 1024 * 1024 / QUEUE_BYTES_PER_EVENT
@@ -186,9 +188,12 @@ def main() -> int:
     totals = [0.0, 0.0, 0.0]
     for index, (item, _cost, formula) in enumerate(lines(1e6, args.batch, args.recompute_days, *extra)):
         costs = [lines(events, args.batch, args.recompute_days, *extra)[index][1] for events in scales]
-        if not item.startswith("Athena"):
-            totals = [total + cost for total, cost in zip(totals, costs, strict=True)]
-        # beyond its ceiling the embedded engine does not run: the day needs the Athena engine
+        # the engine the threshold picks: embedded up to it, Athena above (template.yaml's default)
+        for column, events in enumerate(scales):
+            embedded = events <= ATHENA_THRESHOLD_EVENTS
+            if item.startswith("metrics") and not embedded or item.startswith("Athena") and embedded:
+                continue
+            totals[column] += costs[column]
         cells = [
             f"${cost:.2f}"
             + (
@@ -200,8 +205,9 @@ def main() -> int:
         ]
         print(f"| {item} | ${costs[0]:.4f} | {' | '.join(cells)} | {formula} |")
     print(
-        f"| **total a day (without Athena)** | ${totals[0]:.4f} | ${totals[0]:.2f} | ${totals[1]:.2f} |"
-        f" ${totals[2]:.2f} | sum of the lines above |"
+        f"| **total a day** (the metrics on the engine the threshold picks: embedded up to"
+        f" {ATHENA_THRESHOLD_EVENTS / 1e6:.0f} M events, Athena above) | ${totals[0]:.4f}"
+        f" | ${totals[0]:.2f} | ${totals[1]:.2f} | ${totals[2]:.2f} | sum of the lines above |"
     )
     return 0
 
