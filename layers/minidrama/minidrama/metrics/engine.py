@@ -109,6 +109,9 @@ def connect() -> duckdb.DuckDBPyConnection:
         config["threads"] = max(1, min(6, math.ceil(lambda_memory_mb / LAMBDA_MB_PER_VCPU)))
         config["memory_limit"] = f"{int(lambda_memory_mb * 0.75)}MB"
         config["temp_directory"] = str(Path(tempfile.gettempdir()) / "duckdb-spill")
+    # No result depends on the order rows were inserted in (every order is an ORDER BY), and
+    # keeping it costs memory on large materializations.
+    config["preserve_insertion_order"] = False
     connection = duckdb.connect(config=config)
     connection.execute("SET TimeZone = 'UTC'")
     return connection
@@ -246,8 +249,15 @@ class MetricsSession:
             connection.execute("INSERT INTO cohort_launches SELECT ?, * FROM day_launches", [day])
             for statement in sql.prepare_sql(day):
                 connection.execute(statement)
+            # user_first and history_orders hold the rollup's rows now: free its copy
+            connection.execute("DROP TABLE rollup_users")
+            connection.execute("DROP TABLE rollup_orders")
             self._store_rollup(connection, day, "user_first", "history_orders")
             self._store_public_facts(connection, day)
+            # the definitions read the facts, first_launch, first_recharge, cohort_launches and
+            # history_orders: free what only built them
+            for table in ("day_events", "day_page_views", "day_launches", "day_orders", "user_first"):
+                connection.execute(f"DROP TABLE {table}")
             results = run_definitions(connection, period)
         finally:
             connection.close()

@@ -105,8 +105,12 @@ def window_events_sql(source: str, start: datetime, end: datetime) -> str:
 
 
 def repeated_event_ids_sql(events: str) -> str:
-    """How many ``event_id`` values occur more than once in the relation ``events``."""
-    repeated = f"SELECT event_id FROM {events} GROUP BY event_id HAVING count(*) > 1"
+    """Whether ``event_id`` values may occur more than once in the relation ``events``: how many
+    64-bit hashes of them do. Copies share their hash, so 0 means none repeats; a collision (odds
+    of about one in a million for a day of 5 million events) only sends the day through the exact
+    deduplication, which compares the ids themselves. Hashes take a fifth of the memory of the
+    ids (UUIDs) and group faster."""
+    repeated = f"SELECT hash(event_id) AS id_hash FROM {events} GROUP BY id_hash HAVING count(*) > 1"
     return f"SELECT count(*) FROM ({repeated}) AS repeated"
 
 
