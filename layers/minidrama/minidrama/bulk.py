@@ -5,10 +5,12 @@ one request to the local server) and returns the accepted rows as one Arrow tabl
 :data:`~minidrama.writer.EVENTS_SCHEMA` and the rejections, exactly as
 :func:`minidrama.validation.validate_events` would decide them. How:
 
-1. **Decode** each line with orjson (several times faster than ``json``). A line it cannot decode,
-   and an event holding a non-integral number anywhere, is *deferred*: money and other decimals
-   must be read exactly (``parse_float=Decimal``), and a line that is not JSON or not UTF-8 gets
-   the per-event path's own message.
+1. **Decode** each line with msgspec into a typed record (:class:`_Plain`: the base fields
+   strings, ``properties`` a flat object of strings, integers, booleans and nulls), which checks
+   the types as it reads, in C. A line of another shape is decoded by orjson (several times faster
+   than ``json``); a line neither can decode, and an event holding a non-integral number anywhere,
+   is *deferred*: money and other decimals must be read exactly (``parse_float=Decimal``), and a
+   line that is not JSON or not UTF-8 gets the per-event path's own message.
 2. **Plain shapes** (a Python pass that only looks at types): every field the string it must be,
    integers that are ints in range, ``properties`` an object without decimals. Anything else is
    deferred. ``recharge_order`` events (money, rates) are always deferred.
@@ -40,6 +42,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,7 +64,7 @@ from minidrama.validation import (
 )
 from minidrama.writer import EVENTS_SCHEMA, rows_to_table
 
-__all__ = ["BulkChecked", "decode_lines", "check_bulk", "SAFE_PROPERTIES_LENGTH"]
+__all__ = ["BulkChecked", "decode_body", "decode_lines", "check_bulk", "SAFE_PROPERTIES_LENGTH"]
 
 # A row whose stored properties are at most this long is always small enough for the queue's
 # 192 KiB per event (every character at most 6 bytes once escaped, plus 128-character fields):
@@ -99,15 +102,64 @@ class BulkChecked:
     positions: list[int] = field(default_factory=list)  # of the table's rows in the chunk
 
 
-def decode_lines(lines: Sequence[bytes]) -> list[Any]:
-    """Each line decoded by orjson, or None where it must take the exact path (not JSON, not UTF-8,
-    nested too deeply, a number beyond 64 bits); a non-integral number is found later."""
+class _Plain(msgspec.Struct, gc=False):
+    """An event as the fast path takes most of them, its types checked by msgspec as it decodes:
+    a line of this shape needs no type pass over its fields. Other top-level keys are ignored, as
+    the per-event validator ignores them; a repeated key's last value stands, as in ``json``."""
+
+    event_id: str
+    event_name: str
+    event_time: str
+    user_id: str
+    os: str
+    region: str
+    session_id: str | None = None
+    properties: dict[str, str | int | bool | None] | None = None
+
+
+_PLAIN_LINE = msgspec.json.Decoder(_Plain)
+
+
+class _Body(msgspec.Struct):
+    """A request body as the fast path reads it: each event's JSON text, decoded one by one."""
+
+    events: list[msgspec.Raw]
+
+
+_BODY = msgspec.json.Decoder(_Body)
+
+
+def decode_body(body: bytes) -> list[Any] | None:
+    """A request body's events decoded as :func:`decode_lines` decodes lines, or None when the body
+    is not an object with an ``events`` array (the exact decoder says what it is). The caller has
+    checked the body's nesting (:func:`minidrama.ingestion.too_deep`)."""
+    try:
+        events = _BODY.decode(body).events
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return decode_lines(events, shallow=True)
+
+
+def decode_lines(lines: Sequence[Any], *, shallow: bool = False) -> list[Any]:
+    """Each line decoded: a :class:`_Plain` where it has that shape, else what orjson reads, or
+    None where it must take the exact path (not JSON, not UTF-8, nested too deeply, a number
+    beyond 64 bits); a non-integral number is found later. ``shallow``: the lines are known not
+    to nest too deeply."""
     decoded: list[Any] = []
+    plain, not_plain = _PLAIN_LINE.decode, (msgspec.ValidationError, msgspec.DecodeError)
     loads, error = orjson.loads, orjson.JSONDecodeError
     for line in lines:
+        # A line shorter than the nesting limit cannot nest past it; a longer one is checked first
+        # (an ignored top-level key could hold it), as the exact decoder refuses it.
+        if shallow or len(line) <= MAX_NESTING or not too_deep(line):
+            try:
+                decoded.append(plain(line))
+                continue
+            except not_plain:
+                pass
         try:
             # nested deeper than the exact decoder's limit: it says so (orjson reads 1,024 levels)
-            decoded.append(None if too_deep(line) else loads(line))
+            decoded.append(None if not shallow and too_deep(line) else loads(line))
         except error:
             decoded.append(None)
     return decoded
@@ -200,27 +252,42 @@ def _sort_plain(events: Sequence[Any]) -> tuple[dict[str | None, _Group], list[i
     group_of: dict[str, _Group | None] = {name: groups.get(name) for name in _TYPED}
     deferred: list[int] = []
     for position, event in enumerate(events):
-        if type(event) is not dict:
+        kind = type(event)
+        if kind is _Plain:  # its types are checked: strings, and a flat object of scalars
+            base = (
+                event.event_id,
+                event.event_name,
+                event.event_time,
+                event.user_id,
+                event.session_id,
+                event.os,
+                event.region,
+            )
+            properties = event.properties or {}
+            scalars = True
+        elif kind is dict:
+            get = event.get
+            base = (
+                get("event_id"),
+                get("event_name"),
+                get("event_time"),
+                get("user_id"),
+                get("session_id"),
+                get("os"),
+                get("region"),
+            )
+            kinds = tuple(map(type, base))
+            properties = get("properties")
+            if properties is None:
+                properties = {}
+            if (kinds != _ALL_TEXT and kinds != _NO_SESSION) or type(properties) is not dict:
+                deferred.append(position)
+                continue
+            scalars = False
+        else:
             deferred.append(position)
             continue
-        get = event.get
-        base = (
-            get("event_id"),
-            get("event_name"),
-            get("event_time"),
-            get("user_id"),
-            get("session_id"),
-            get("os"),
-            get("region"),
-        )
-        kinds = tuple(map(type, base))
-        properties = get("properties")
-        if properties is None:
-            properties = {}
-        if (kinds != _ALL_TEXT and kinds != _NO_SESSION) or type(properties) is not dict:
-            deferred.append(position)
-            continue
-        name = str(base[1])
+        name = base[1]
         group = group_of.get(name, generic)
         if group is None:
             deferred.append(position)
@@ -235,7 +302,7 @@ def _sort_plain(events: Sequence[Any]) -> tuple[dict[str | None, _Group], list[i
                 continue
             known = _TYPED[name]
             extra = {key: value for key, value in properties.items() if key not in known}
-        if extra and not (set(map(type, extra.values())) <= _SCALARS or _no_deep_decimals(extra)):
+        if extra and not (scalars or set(map(type, extra.values())) <= _SCALARS or _no_deep_decimals(extra)):
             deferred.append(position)
             continue
         group.positions.append(position)

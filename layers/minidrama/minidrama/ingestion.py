@@ -338,18 +338,9 @@ def ingest_body(
     the answer of :func:`ingest` of :func:`parse_request_body`'s events, the same rows stored and
     the same rejections, the same :class:`RequestError` for a body that is refused. Durable on
     return, as :func:`ingest`."""
-    import orjson
+    from minidrama.bulk import check_bulk, decode_body
 
-    from minidrama.bulk import check_bulk
-
-    events: Any = None
-    if len(body) <= MAX_BODY_BYTES and not too_deep(body):
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            document = None
-        if type(document) is dict and type(document.get("events")) is list:
-            events = document["events"]
+    events = decode_body(body) if len(body) <= MAX_BODY_BYTES and not too_deep(body) else None
     if events is None or len(events) > MAX_EVENTS_PER_REQUEST:
         # refused (parse_request_body says why), or JSON that only the exact decoder reads
         return ingest(storage, sink, app, parse_request_body(body), received_at=received_at, rates=rates)
@@ -361,7 +352,7 @@ def ingest_body(
         return [exact[position] for position in positions]
 
     checked = check_bulk(
-        [event if type(event) is dict else None for event in events],
+        events,
         exact=exactly,
         received_at=received_at,
         currency=app.currency,
