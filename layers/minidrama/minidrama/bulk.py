@@ -5,12 +5,14 @@ one request to the local server) and returns the accepted rows as one Arrow tabl
 :data:`~minidrama.writer.EVENTS_SCHEMA` and the rejections, exactly as
 :func:`minidrama.validation.validate_events` would decide them. How:
 
-1. **Decode** each line with msgspec into a typed record (:class:`_Plain`: the base fields
-   strings, ``properties`` a flat object of strings, integers, booleans and nulls), which checks
-   the types as it reads, in C. A line of another shape is decoded by orjson (several times faster
-   than ``json``); a line neither can decode, and an event holding a non-integral number anywhere,
-   is *deferred*: money and other decimals must be read exactly (``parse_float=Decimal``), and a
-   line that is not JSON or not UTF-8 gets the per-event path's own message.
+1. **Decode** each line with msgspec into a typed record, which checks the types as it reads,
+   in C: a launch, session end or redeem order holding its typed properties alone, each of its
+   type (:class:`_Typed`), else any event whose base fields are strings and ``properties`` a flat
+   object of strings, integers, booleans and nulls (:class:`_Plain`). A line of another shape is
+   decoded by orjson (several times faster than ``json``); a line neither can decode, and an
+   event holding a non-integral number anywhere, is *deferred*: money and other decimals must be
+   read exactly (``parse_float=Decimal``), and a line that is not JSON or not UTF-8 gets the
+   per-event path's own message.
 2. **Plain shapes** (a Python pass that only looks at types): every field the string it must be,
    integers that are ints in range, ``properties`` an object without decimals. Anything else is
    deferred. ``recharge_order`` events (money, rates) are always deferred.
@@ -39,13 +41,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+from msgspec.structs import astuple
 
 from minidrama.config import Rates
 from minidrama.ingestion import MAX_NESTING, too_deep
@@ -119,6 +123,58 @@ class _Plain(msgspec.Struct, gc=False):
 
 _PLAIN_LINE = msgspec.json.Decoder(_Plain)
 
+_UInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)]
+
+
+class _Typed(msgspec.Struct, gc=False, kw_only=True, tag_field="event_name"):
+    """An event of a name with typed properties, holding those alone, each of its type (msgspec
+    checks them, and refuses a repeated ``event_name`` of another value): its typed columns are
+    its properties in the order of :data:`_GROUP_COLUMNS`, and its stored properties ``{}``."""
+
+    event_id: str
+    event_time: str
+    user_id: str
+    os: str
+    region: str
+    session_id: str | None = None
+
+
+class _LaunchProperties(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    entry_point: str
+    success: bool = True  # (an explicit null takes the plain path, which reads it as true too)
+    launch_ms: _UInt | None = None
+    device_brand: str | None = None
+    device_model: str | None = None
+    tiktok_version: str | None = None
+    gender: str | None = None
+    age_group: str | None = None
+
+
+class _SessionEndProperties(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    duration_ms: _UInt
+
+
+class _RedeemProperties(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    order_id: str
+    product_id: str
+    beans: _UInt
+
+
+class _Launch(_Typed, tag="app_launch"):
+    properties: _LaunchProperties
+
+
+class _SessionEnd(_Typed, tag="session_end"):
+    properties: _SessionEndProperties
+
+
+class _Redeem(_Typed, tag="redeem_order"):
+    properties: _RedeemProperties
+
+
+_TYPED_LINE = msgspec.json.Decoder(_Launch | _SessionEnd | _Redeem)
+_TYPED_NAMES: dict[type, str] = {_Launch: "app_launch", _SessionEnd: "session_end", _Redeem: "redeem_order"}
+
 
 class _Body(msgspec.Struct):
     """A request body as the fast path reads it: each event's JSON text, decoded one by one."""
@@ -146,12 +202,18 @@ def decode_lines(lines: Sequence[Any], *, shallow: bool = False) -> list[Any]:
     beyond 64 bits); a non-integral number is found later. ``shallow``: the lines are known not
     to nest too deeply."""
     decoded: list[Any] = []
-    plain, not_plain = _PLAIN_LINE.decode, (msgspec.ValidationError, msgspec.DecodeError)
+    typed, plain = _TYPED_LINE.decode, _PLAIN_LINE.decode
+    not_plain = (msgspec.ValidationError, msgspec.DecodeError)
     loads, error = orjson.loads, orjson.JSONDecodeError
     for line in lines:
         # A line shorter than the nesting limit cannot nest past it; a longer one is checked first
         # (an ignored top-level key could hold it), as the exact decoder refuses it.
         if shallow or len(line) <= MAX_NESTING or not too_deep(line):
+            try:
+                decoded.append(typed(line))
+                continue
+            except not_plain:
+                pass
             try:
                 decoded.append(plain(line))
                 continue
@@ -251,8 +313,26 @@ def _sort_plain(events: Sequence[Any]) -> tuple[dict[str | None, _Group], list[i
     # recharge orders map to None: money is read exactly, by the per-event path
     group_of: dict[str, _Group | None] = {name: groups.get(name) for name in _TYPED}
     deferred: list[int] = []
+    typed_groups = {kind: groups[name] for kind, name in _TYPED_NAMES.items()}
     for position, event in enumerate(events):
         kind = type(event)
+        group = typed_groups.get(kind)
+        if group is not None:  # its typed properties checked, and no others
+            group.positions.append(position)
+            group.base.append(
+                (
+                    event.event_id,
+                    _TYPED_NAMES[kind],
+                    event.event_time,
+                    event.user_id,
+                    event.session_id,
+                    event.os,
+                    event.region,
+                )
+            )
+            group.typed.append(astuple(event.properties))
+            group.extras.append({})
+            continue
         if kind is _Plain:  # its types are checked: strings, and a flat object of scalars
             base = (
                 event.event_id,
@@ -348,18 +428,17 @@ def _candidates_table(groups: list[_Group], received_at: datetime) -> tuple[pa.T
     count = sum(len(group.positions) for group in groups)
     given: dict[str, list[Any]] = {}
     for index, name in enumerate(_BASE):
-        # column by column (zip(*rows) of many rows is slower)
-        given[name] = [value for group in groups for value in map(itemgetter(index), group.base)]
+        # column by column, at C speed (zip(*rows) of many rows is slower)
+        given[name] = list(chain.from_iterable(map(itemgetter(index), group.base) for group in groups))
     for name in {name for group in groups for name in group.columns}:
-        given[name] = [
-            value
-            for group in groups
-            for value in (
+        given[name] = list(
+            chain.from_iterable(
                 map(itemgetter(group.columns.index(name)), group.typed)
                 if name in group.columns
-                else [None] * len(group.positions)
+                else repeat(None, len(group.positions))
+                for group in groups
             )
-        ]
+        )
     arrays: dict[str, pa.Array] = {}
     for name, _kind in EVENT_COLUMNS:
         # event_time is text until the rules parse it
