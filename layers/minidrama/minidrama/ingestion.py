@@ -588,7 +588,7 @@ def _check_lines(
     """Check one block of lines (:func:`_byte_blocks`), the first numbered ``first``
     (:func:`minidrama.bulk.check_bulk`); a worker process's job. Blank lines are skipped; a line
     that is not JSON or not UTF-8 is rejected as the per-event path rejects it."""
-    from minidrama.bulk import check_bulk, decode_lines
+    from minidrama.bulk import check_bulk, decode_exactly, decode_lines
 
     lines = [(first + offset, line) for offset, line in enumerate(block.split(b"\n")) if line.strip()]
     fast = decode_lines([raw for _number, raw in lines])
@@ -614,6 +614,11 @@ def _check_lines(
             if kept[position] in exact:
                 values.append(exact[kept[position]])
                 continue
+            try:  # a line the fast decoders read is not nested too deeply
+                values.append(decode_exactly(lines[kept[position]][1]))
+                continue
+            except ValueError:
+                pass
             line = _decode_line(*lines[kept[position]])
             if line.error is not None:
                 undecodable[position] = line
