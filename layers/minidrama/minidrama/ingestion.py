@@ -721,7 +721,7 @@ class _BulkFile:
             return
         # A row's place in the call: its file, then its line.
         orders = [
-            pa.array([self.files[item.path] << 40 | line for line in item.checked.lines], pa.int64())
+            pc.add(pa.array(item.checked.lines, pa.int64()), self.files[item.path] << 40)
             for item in self.pending
         ]
         table = pa.concat_tables([item.checked.table for item in self.pending])
