@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import json
 import os
 import re
@@ -69,16 +68,9 @@ REPO = HERE.parent
 PYTHONPATH = f"{REPO / 'layers' / 'minidrama'}{os.pathsep}{REPO}"
 
 
-def _load_metrics_bench():
-    spec = importlib.util.spec_from_file_location("metrics_bench", HERE / "metrics_bench.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["metrics_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(HERE))
+import metrics_bench  # noqa: E402  (bench/ is not a package; the generator's worker processes import it too)
 
-
-metrics_bench = _load_metrics_bench()
 DAY: date = metrics_bench.DAY
 HISTORY_DAYS: int = metrics_bench.HISTORY_DAYS
 FIRST = DAY - timedelta(days=HISTORY_DAYS)
@@ -287,15 +279,20 @@ def child_command(scenario: str, lake: Path) -> list[str]:
 # --- the scenarios (run in a child process) -------------------------------------------------------
 
 
-def baseline_sql(lake: Path) -> str:
-    """Per segment: active users, GMV (each order_id once) and the funnel page views of DAY."""
+def _day_sql_parts(lake: Path) -> tuple[str, str, str, str, str]:
+    """DAY's events files, the funnel's stage names, its bounds and the segments, as SQL."""
     from minidrama.schema import FUNNEL_PAGE_VIEWS
 
     listed = ", ".join(f"'{path}'" for path in day_event_files(lake))
     stages = ", ".join(f"'{name}'" for name in FUNNEL_PAGE_VIEWS)
     start = f"TIMESTAMPTZ '{DAY.isoformat()} 00:00:00+00'"
     end = f"TIMESTAMPTZ '{(DAY + timedelta(days=1)).isoformat()} 00:00:00+00'"
-    segments = "GROUPING SETS ((), (os), (region))"
+    return listed, stages, start, end, "GROUPING SETS ((), (os), (region))"
+
+
+def baseline_sql(lake: Path) -> str:
+    """Per segment: active users, GMV (each order_id once) and the funnel page views of DAY."""
+    listed, stages, start, end, segments = _day_sql_parts(lake)
     return f"""
         WITH events AS MATERIALIZED (
             SELECT event_name, user_id, os, region, success, order_id, amount
@@ -344,13 +341,7 @@ def core_sql(lake: Path) -> str:
     users and visits (successful launches), paying users, recharge orders and GMV, redeem orders,
     the funnel's page views. The metrics that need the history (new and total users, retention,
     LTV) are left out: the engine reads them from its state, a script would read all history."""
-    from minidrama.schema import FUNNEL_PAGE_VIEWS
-
-    listed = ", ".join(f"'{path}'" for path in day_event_files(lake))
-    stages = ", ".join(f"'{name}'" for name in FUNNEL_PAGE_VIEWS)
-    start = f"TIMESTAMPTZ '{DAY.isoformat()} 00:00:00+00'"
-    end = f"TIMESTAMPTZ '{(DAY + timedelta(days=1)).isoformat()} 00:00:00+00'"
-    segments = "GROUPING SETS ((), (os), (region))"
+    listed, stages, start, end, segments = _day_sql_parts(lake)
     return f"""
         WITH day AS MATERIALIZED (
             SELECT event_id, event_name, event_time, received_at, user_id, os, region, success,
