@@ -1577,3 +1577,20 @@ def _is_json(data: bytes) -> bool:
     except (ValueError, RecursionError):
         return False
     return bool(text.strip())
+
+
+def test_request_body_events_with_nested_properties_take_the_fast_path(
+    tmp_path: Path, slow_path: SlowPath
+) -> None:
+    # GIVEN a body of valid events whose free-form properties nest lists and objects (integers
+    # only), which the typed records do not take but orjson reads
+    events = [
+        to_line(make_event("minis_visit", {"tags": [1, [2, 3]], "meta": {"k": "v"}}, event_id=f"e-{n}"))
+        for n in range(20)
+    ]
+    body = b'{"events":[' + b",".join(events) + b"]}"
+    # WHEN it is posted through the bulk route
+    answers, (rows, quarantine, _files, _dirs) = _post_all(tmp_path, [body], bulk=True)
+    # THEN every event is stored, none of them by the per-event validator
+    assert answers[0][0] == 202 and rows.num_rows == 20 and not quarantine
+    assert slow_path.deferred == 0

@@ -180,7 +180,9 @@ class _Redeem(_Typed, tag="redeem_order"):
 
 
 _TYPED_LINE = msgspec.json.Decoder(_Launch | _SessionEnd | _Redeem)
-_TYPED_NAMES: dict[type, str] = {_Launch: "app_launch", _SessionEnd: "session_end", _Redeem: "redeem_order"}
+_TYPED_NAMES: dict[type, str] = {
+    kind: str(kind.__struct_config__.tag) for kind in (_Launch, _SessionEnd, _Redeem)
+}
 
 
 _EXACT_LINE = msgspec.json.Decoder(float_hook=Decimal)
@@ -215,35 +217,38 @@ def decode_body(body: bytes) -> list[Any] | None:
         events = _BODY.decode(body).events
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    return decode_lines(events, shallow=True)
+    # (orjson reads a memoryview of each event's text, not the Raw itself)
+    return decode_lines([memoryview(event) for event in events], shallow=True)
 
 
 def decode_lines(lines: Sequence[Any], *, shallow: bool = False) -> list[Any]:
-    """Each line decoded: a :class:`_Plain` where it has that shape, else what orjson reads, or
-    None where it must take the exact path (not JSON, not UTF-8, nested too deeply, a number
-    beyond 64 bits); a non-integral number is found later. ``shallow``: the lines are known not
-    to nest too deeply."""
+    """Each line decoded: a :class:`_Typed` or :class:`_Plain` record where it has that shape,
+    else what orjson reads, or None where it must take the exact path (not JSON, not UTF-8, nested
+    too deeply, a number beyond 64 bits); a non-integral number is found later. ``shallow``: the
+    lines are known not to nest too deeply."""
     decoded: list[Any] = []
     typed, plain = _TYPED_LINE.decode, _PLAIN_LINE.decode
     not_plain = (msgspec.ValidationError, msgspec.DecodeError)
     loads, error = orjson.loads, orjson.JSONDecodeError
     for line in lines:
-        # A line shorter than the nesting limit cannot nest past it; a longer one is checked first
-        # (an ignored top-level key could hold it), as the exact decoder refuses it.
-        if shallow or len(line) <= MAX_NESTING or not too_deep(line):
-            try:
-                decoded.append(typed(line))
-                continue
-            except not_plain:
-                pass
-            try:
-                decoded.append(plain(line))
-                continue
-            except not_plain:
-                pass
+        # Nested deeper than the exact decoder's limit: it says so (orjson reads 1,024 levels, and
+        # the typed decoders skip an ignored top-level key unread). A line shorter than the limit
+        # cannot nest past it.
+        if not shallow and len(line) > MAX_NESTING and too_deep(line):
+            decoded.append(None)
+            continue
         try:
-            # nested deeper than the exact decoder's limit: it says so (orjson reads 1,024 levels)
-            decoded.append(None if not shallow and too_deep(line) else loads(line))
+            decoded.append(typed(line))
+            continue
+        except not_plain:
+            pass
+        try:
+            decoded.append(plain(line))
+            continue
+        except not_plain:
+            pass
+        try:
+            decoded.append(loads(line))
         except error:
             decoded.append(None)
     return decoded
