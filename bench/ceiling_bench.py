@@ -317,18 +317,25 @@ def baseline_sql(lake: Path) -> str:
     """
 
 
-def scenario_baseline(lake: Path) -> dict:
+def _segment_rows(query: str) -> tuple[int, dict[tuple[str, str | None], float]]:
+    """Run a script's query (rows of metric, os, region, stage, value): the segments it answered,
+    and the values of segment ``all`` by (metric, stage)."""
     import duckdb
 
     connection = duckdb.connect()
     connection.execute("SET TimeZone = 'UTC'")
-    rows = connection.execute(baseline_sql(lake)).fetchall()
+    rows = connection.execute(query).fetchall()
     segments = {
         "all" if o is None and r is None else f"os:{o}" if o else f"region:{r}" for _, o, r, _, _ in rows
     }
     every = {(metric, stage): value for metric, o, r, stage, value in rows if o is None and r is None}
+    return len(segments), every
+
+
+def scenario_baseline(lake: Path) -> dict:
+    segments, every = _segment_rows(baseline_sql(lake))
     return {
-        "segments": len(segments),
+        "segments": segments,
         "active_users": int(every[("active_users", None)]),
         "gmv": round(every[("gmv", None)], 2),
         "exposure_pv": int(every[("pv", "entrance_exposure")]),
@@ -388,16 +395,8 @@ CORE_CHECKED = ("active_users", "visit_count", "paying_users", "recharge_orders"
 
 
 def scenario_core(lake: Path) -> dict:
-    import duckdb
-
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    rows = connection.execute(core_sql(lake)).fetchall()
-    every = {(metric, stage): value for metric, o, r, stage, value in rows if o is None and r is None}
-    segments = {
-        "all" if o is None and r is None else f"os:{o}" if o else f"region:{r}" for _, o, r, _, _ in rows
-    }
-    result: dict = {"segments": len(segments)}
+    segments, every = _segment_rows(core_sql(lake))
+    result: dict = {"segments": segments}
     for name in CORE_CHECKED:
         value = every[(name, None)]
         result[name] = round(value, 2) if name == "gmv" else int(value)
@@ -679,10 +678,7 @@ def main() -> None:
     parser.add_argument("--lake", type=Path)
     args = parser.parse_args()
     if args.child:
-        started = time.perf_counter()
-        result = SCENARIOS[args.child](args.lake)
-        result["inner_seconds"] = round(time.perf_counter() - started, 3)
-        print(json.dumps(result))
+        metrics_bench.print_child_result(SCENARIOS[args.child], args.lake)
         return
 
     sizes = [float(text) for text in args.sizes.split(",")]

@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -271,6 +272,15 @@ def run_child(scenario: str, lake: Path) -> tuple[float, float, dict]:
     return elapsed, usage.ru_maxrss / 1024, json.loads(output.strip().splitlines()[-1])
 
 
+def print_child_result(scenario: Callable[..., dict], *arguments: object) -> None:
+    """A child process's part of a benchmark: run one scenario and print its result as one JSON
+    line, with the seconds the call took inside the process (``inner_seconds``)."""
+    started = time.perf_counter()
+    result = scenario(*arguments)
+    result["inner_seconds"] = round(time.perf_counter() - started, 3)
+    print(json.dumps(result))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -282,10 +292,7 @@ def main() -> None:
     parser.add_argument("--lake", type=Path)
     args = parser.parse_args()
     if args.child:
-        started = time.perf_counter()
-        result = SCENARIOS[args.child](args.lake)
-        result["inner_seconds"] = round(time.perf_counter() - started, 3)
-        print(json.dumps(result))
+        print_child_result(SCENARIOS[args.child], args.lake)
         return
 
     lakes = {}

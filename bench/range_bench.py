@@ -41,7 +41,6 @@ unless --keep-baseline): useful while the working tree is being edited. A child 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -62,16 +61,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
-def _load_metrics_bench():
-    spec = importlib.util.spec_from_file_location("metrics_bench", HERE / "metrics_bench.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["metrics_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(HERE))
+import metrics_bench  # noqa: E402  (bench/ is not a package)
 
-
-metrics_bench = _load_metrics_bench()
 DAY: date = metrics_bench.DAY
 HISTORY_DAYS: int = metrics_bench.HISTORY_DAYS
 FIRST = DAY - timedelta(days=HISTORY_DAYS)
@@ -600,10 +592,7 @@ def main() -> None:
     parser.add_argument("--last", type=date.fromisoformat)
     args = parser.parse_args()
     if args.child:
-        started = time.perf_counter()
-        result = SCENARIOS[args.child](args.lake, args.first, args.last)
-        result["inner_seconds"] = round(time.perf_counter() - started, 3)
-        print(json.dumps(result))
+        metrics_bench.print_child_result(SCENARIOS[args.child], args.lake, args.first, args.last)
         return
 
     TIMEOUT["seconds"] = args.timeout
