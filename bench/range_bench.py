@@ -405,7 +405,7 @@ def scenario_profile(lake: Path, first: date, last: date) -> dict:
 
     from minidrama.lake import LocalStorage
     from minidrama.metrics import facts, ranges
-    from minidrama.metrics.definitions import DEFINITIONS
+    from minidrama.metrics.definitions import DEFINITIONS, shared_relations
     from minidrama.metrics.document import build_document
     from minidrama.metrics.engine import connect
     from minidrama.metrics.period import Period
@@ -444,6 +444,9 @@ def scenario_profile(lake: Path, first: date, last: date) -> dict:
     for statement in ranges._DERIVED:
         connection.execute(statement)
         step("derive " + statement.split()[2])
+    for name, query in shared_relations(period).items():  # as run_definitions
+        connection.execute(f"CREATE OR REPLACE TABLE {name} AS {query}")
+        step(f"shared {name}")
     for definition in DEFINITIONS:
         for name, query in definition.queries(period).items():
             cursor = connection.execute(query)

@@ -36,7 +36,7 @@ from sqlglot import exp
 from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage
 from minidrama.metrics import compute_days, engine, ranges
-from minidrama.metrics.dialects import definition_queries
+from minidrama.metrics.dialects import definition_queries, shared_queries
 from minidrama.metrics.document import build_document
 from minidrama.metrics.period import Period
 from tests.functional.test_metrics_oracle import ALL_DAYS, FIRST_DAY, LAST_DAY, scenarios
@@ -113,12 +113,17 @@ class SparkCheck:
         self, connection: Any, period: Period, results: dict[tuple[str, str], list[dict[str, Any]]]
     ) -> None:
         queries = definition_queries(period, "spark")
+        shared = shared_queries(period, "spark")
         workdir = Path(tempfile.mkdtemp(prefix="spark-relations-"))
         try:
-            for name in sorted(relations_read(queries)):
+            # the relations DuckDB was given, then the shared ones built by Spark from them
+            read = relations_read(queries) | relations_read({(name, ""): sql for name, sql in shared.items()})
+            for name in sorted(read - set(shared)):
                 path = workdir / f"{name}.parquet"
                 pq.write_table(connection.sql(f"SELECT * FROM {name}").to_arrow_table(), path)
                 self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
+            for name, sql in shared.items():
+                self.spark.sql(sql).createOrReplaceTempView(name)
             spark_results = {
                 key: [row.asDict(recursive=True) for row in self.spark.sql(sql).collect()]
                 for key, sql in queries.items()

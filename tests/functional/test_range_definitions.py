@@ -212,6 +212,22 @@ def test_profile_and_device_use_the_latest_launch_in_the_range_in_the_segment(la
     assert segments["os:ios"]["device"]["new"]["brand"] == {"apple": 1}
 
 
+def test_a_later_day_with_only_session_ends_keeps_the_latest_launch_and_adds_its_duration(lake):
+    events = [
+        launch("a", "u1", at("11-10"), session_id="s1", gender="f", device_brand="apple"),
+        session_end("b", "u1", at("11-10", "12:30"), 1_000, session_id="s1"),
+        # 11-11: no launch, only a session end in the same os and region: a row without a launch
+        session_end("c", "u1", at("11-11", "09:00"), 2_000, session_id="s9"),
+    ]
+    segment = range_segment(lake, events)
+    # u1's latest launch in R is still the 11-10 one (the 11-11 row carries no launch attributes)
+    assert segment["profile"]["active"]["gender"] == {"f": 1}
+    assert segment["device"]["active"]["brand"] == {"apple": 1}
+    # and the user's duration in R is both days' session ends
+    assert segment["dashboard"]["median_duration_per_user_ms"] == 3_000.0
+    assert segment["behavior"]["visit_count"] == 1
+
+
 def test_entry_points_count_distinct_users_and_sessions_of_launches_in_the_range(lake):
     events = [
         launch("a", "u2", at("11-01"), session="s0", entry_point="feed"),  # before F

@@ -18,7 +18,7 @@ import sqlglot
 from sqlglot import exp
 
 from minidrama.metrics.definitions import DEFINITIONS
-from minidrama.metrics.dialects import UntranslatableSql, definition_queries, transpile
+from minidrama.metrics.dialects import UntranslatableSql, definition_queries, shared_queries, transpile
 from minidrama.metrics.period import Period
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "athena"
@@ -28,12 +28,18 @@ PERIODS = {
 }
 
 
-def _golden_text(period: Period) -> str:
-    sections = [
-        f"-- {definition}.{name}\n{query};\n"
+def _athena_queries(period: Period) -> dict[str, str]:
+    """The shared relations (in build order), then every definition's queries."""
+    shared = {f"shared.{name}": query for name, query in shared_queries(period, "athena").items()}
+    definitions = {
+        f"{definition}.{name}": query
         for (definition, name), query in sorted(definition_queries(period, "athena").items())
-    ]
-    return "\n".join(sections)
+    }
+    return shared | definitions
+
+
+def _golden_text(period: Period) -> str:
+    return "\n".join(f"-- {key}\n{query};\n" for key, query in _athena_queries(period).items())
 
 
 @pytest.mark.parametrize("label", sorted(PERIODS))
@@ -50,8 +56,8 @@ def test_the_athena_sql_is_the_golden_file(label: str) -> None:
 
 @pytest.mark.parametrize("label", sorted(PERIODS))
 def test_every_athena_query_parses_as_trino_without_approximate_or_untyped_constructs(label: str) -> None:
-    queries = definition_queries(PERIODS[label], "athena")
-    assert len(queries) >= len(DEFINITIONS)
+    queries = _athena_queries(PERIODS[label])
+    assert len(queries) >= len(DEFINITIONS) + 2
     for key, query in queries.items():
         tree = sqlglot.parse_one(query, read="athena")  # raises on SQL Trino's grammar refuses
         functions = {node.sql_name().upper() for node in tree.find_all(exp.Func)}

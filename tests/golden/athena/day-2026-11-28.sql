@@ -1,35 +1,27 @@
--- attributes.main
-WITH last_days AS (
-  /* a user, os and region have one row a day: their latest launch of the */
-  /* period is that of their last launch day (no window over every user row) */
-  SELECT
-    user_id,
-    os,
-    region,
-    MAX(day) AS day
-  FROM user_days
-  WHERE
-    launches > 0
-  GROUP BY
-    user_id,
-    os,
-    region
-), combos AS (
-  SELECT
-    user_days.user_id,
-    user_days.os,
-    user_days.region,
+-- shared.user_combos
+SELECT
+  user_id,
+  os,
+  region,
+  SUM(launches) AS launches,
+  SUM(duration_ms) AS duration_ms,
+  MIN(first_launch_day) AS first_launch_day,
+  ARRAY_AGG(day) FILTER(WHERE
+    launches > 0) AS launch_days,
+  MIN(day) FILTER(WHERE
+    launches > 0) AS first_combo_day,
+  MAX(
+    CAST(ROW(CAST(latest_launch_time AS TIMESTAMP), CAST(latest_launch_event_id AS VARCHAR)) AS ROW(time TIMESTAMP, event_id VARCHAR))
+  ) FILTER(WHERE
+    launches > 0) AS recency,
+  MAX_BY(
     CAST(ROW(
-      CAST(user_days.latest_launch_time AS TIMESTAMP),
-      CAST(user_days.latest_launch_event_id AS VARCHAR)
-    ) AS ROW(time TIMESTAMP, event_id VARCHAR)) AS recency,
-    CAST(ROW(
-      CAST(COALESCE(user_days.gender, 'unknown') AS VARCHAR),
-      CAST(COALESCE(user_days.age_group, 'unknown') AS VARCHAR),
-      CAST(COALESCE(user_days.region, 'unknown') AS VARCHAR),
-      CAST(COALESCE(user_days.device_brand, 'unknown') AS VARCHAR),
-      CAST(COALESCE(user_days.device_model, 'unknown') AS VARCHAR),
-      CAST(COALESCE(user_days.tiktok_version, 'unknown') AS VARCHAR)
+      CAST(COALESCE(gender, 'unknown') AS VARCHAR),
+      CAST(COALESCE(age_group, 'unknown') AS VARCHAR),
+      CAST(COALESCE(region, 'unknown') AS VARCHAR),
+      CAST(COALESCE(device_brand, 'unknown') AS VARCHAR),
+      CAST(COALESCE(device_model, 'unknown') AS VARCHAR),
+      CAST(COALESCE(tiktok_version, 'unknown') AS VARCHAR)
     ) AS ROW(
       gender VARCHAR,
       age_group VARCHAR,
@@ -37,13 +29,41 @@ WITH last_days AS (
       device_brand VARCHAR,
       device_model VARCHAR,
       tiktok_version VARCHAR
-    )) AS latest
-  FROM user_days
-  JOIN last_days
-    ON last_days.user_id = user_days.user_id
-    AND last_days.os = user_days.os
-    AND last_days.region = user_days.region
-    AND last_days.day = user_days.day
+    )),
+    CAST(ROW(CAST(latest_launch_time AS TIMESTAMP), CAST(latest_launch_event_id AS VARCHAR)) AS ROW(time TIMESTAMP, event_id VARCHAR))
+  ) FILTER(WHERE
+    launches > 0) AS latest
+FROM user_days
+GROUP BY
+  user_id,
+  os,
+  region;
+
+-- shared.cohort_combos
+SELECT
+  user_id,
+  os,
+  region,
+  ARRAY_AGG(day) AS launch_days,
+  MIN(day) AS first_combo_day
+FROM cohort_launches
+GROUP BY
+  user_id,
+  os,
+  region;
+
+-- attributes.main
+WITH combos AS (
+  /* each user, os and region's latest launch of the period */
+  SELECT
+    user_id,
+    os,
+    region,
+    recency,
+    latest
+  FROM user_combos
+  WHERE
+    launches > 0
 ), users AS (
   SELECT
     combos.user_id,
@@ -552,12 +572,8 @@ WITH combos AS (
     user_id,
     os,
     region,
-    MIN(day) AS first_combo_day
-  FROM cohort_launches
-  GROUP BY
-    user_id,
-    os,
-    region
+    first_combo_day
+  FROM cohort_combos
 ), new_combos AS (
   SELECT
     combos.*,
@@ -965,12 +981,8 @@ WITH pairs AS (
     user_id,
     os,
     region,
-    ARRAY_AGG(day) AS pair_days
-  FROM cohort_launches
-  GROUP BY
-    user_id,
-    os,
-    region
+    launch_days AS pair_days
+  FROM cohort_combos
 ), users AS (
   SELECT
     pairs.user_id,
@@ -1353,13 +1365,9 @@ WITH combos AS (
     user_id,
     os,
     region,
-    SUM(launches) AS launches,
-    SUM(duration_ms) AS duration_ms
-  FROM user_days
-  GROUP BY
-    user_id,
-    os,
-    region
+    launches,
+    duration_ms
+  FROM user_combos
 ), per_user AS (
   SELECT
     segment,

@@ -12,10 +12,11 @@ only the tables of the stages before it:
 2. what the engine derives from them: ``user_first``, ``first_launch``, ``first_recharge``,
    ``day_standing_orders``, ``recharges``, ``cohort_launches`` (:mod:`minidrama.metrics.sql`);
 3. the day's stored facts (:func:`minidrama.metrics.facts.build_sql`), each with its ``day``;
-4. every definition's queries (:mod:`minidrama.metrics.definitions`), unloaded as Parquet.
+4. the relations the definitions share (:func:`minidrama.metrics.definitions.shared_relations`);
+5. every definition's queries (:mod:`minidrama.metrics.definitions`), unloaded as Parquet.
 
-Stages 1 to 3 are ``CREATE TABLE AS`` into run tables (``{database}.run_{run}_{relation}``, files
-under ``athena-runs/``); stage 4 is ``UNLOAD``. The SQL is the embedded engine's own SQL (the same
+Stages 1 to 4 are ``CREATE TABLE AS`` into run tables (``{database}.run_{run}_{relation}``, files
+under ``athena-runs/``); stage 5 is ``UNLOAD``. The SQL is the embedded engine's own SQL (the same
 functions write it) in DuckDB's dialect, with the engine's state (rollups, day facts) replaced by
 history read from the events; :func:`DayPlan.payload` translates it for Athena with
 :mod:`minidrama.metrics.dialects`. The Athena run holds no state of its own: it reads the events,
@@ -44,7 +45,7 @@ from minidrama.lake import Storage, events_partition, metrics_key
 from minidrama.metrics import facts as stored
 from minidrama.metrics import sql
 from minidrama.metrics.compaction import readable_files
-from minidrama.metrics.definitions import DEFINITIONS
+from minidrama.metrics.definitions import DEFINITIONS, shared_relations
 from minidrama.metrics.document import build_document
 from minidrama.metrics.period import Period
 from minidrama.metrics.window import day_window
@@ -283,6 +284,7 @@ def plan_day(app: AppConfig, day: date, *, bucket: str, database: str, run: str 
         table(name, f"SELECT {d} AS day, * FROM ({query}) AS fact")
         for name, query in stored.build_sql(day).items()
     )
+    shared_stages = _staged([table(name, query) for name, query in shared_relations(period).items()])
     results_stage = tuple(
         Statement(f"{definition.name}/{name}", "unload", query, f"{prefix}results/{definition.name}/{name}/")
         for definition in DEFINITIONS
@@ -294,8 +296,22 @@ def plan_day(app: AppConfig, day: date, *, bucket: str, database: str, run: str 
         run,
         bucket,
         database,
-        (events_stage, derived_stage, facts_stage, results_stage),
+        (events_stage, derived_stage, facts_stage, *shared_stages, results_stage),
     )
+
+
+def _staged(statements: list[Statement]) -> list[tuple[Statement, ...]]:
+    """``statements`` (in the order they may be built) as stages: one starts a new stage when it
+    reads a relation of the stage being filled."""
+    from sqlglot import exp, parse_one
+
+    stages: list[list[Statement]] = []
+    for statement in statements:
+        read = {table.name for table in parse_one(statement.select, read="duckdb").find_all(exp.Table)}
+        if not stages or read & {earlier.name for earlier in stages[-1]}:
+            stages.append([])
+        stages[-1].append(statement)
+    return [tuple(stage) for stage in stages]
 
 
 # --- assembling the results -------------------------------------------------------------------

@@ -26,6 +26,9 @@ fact relation has a ``day`` column:
 ``recharges(day, user_id, amount)``
     recharge orders of the days LTV revenue windows cover.
 
+Before the queries, :func:`shared_relations` builds what several definitions read, once per
+period: ``user_combos`` and ``cohort_combos`` (one row per user, os and region; see there).
+
 Segments: an event (or a row carrying os and region) belongs to ``all``, to ``os:<os>`` and to
 ``region:<region>``; :func:`by_segment` expands rows into those three. Counting distinct users per
 segment is what a range's cost is made of, so :func:`users_by_segment` and
@@ -199,6 +202,69 @@ def _values(alias: str, columns: Sequence[tuple[str, str]], rows: Sequence[Seque
     return f"(VALUES {listed}) AS {alias}({names})"
 
 
+# --- relations several definitions share ------------------------------------------------------
+
+# the latest launch: the latest time, then the greatest event id
+_RECENCY = record(
+    {
+        "time": ("latest_launch_time", "TIMESTAMP WITH TIME ZONE"),
+        "event_id": ("latest_launch_event_id", "VARCHAR"),
+    }
+)
+# The latest launch's values in one record, a missing one as 'unknown' (max_by skips nulls)
+_LAUNCH_VALUES = record(
+    {
+        column: (f"coalesce({column}, 'unknown')", "VARCHAR")
+        for column in (*PROFILE_ATTRIBUTES.values(), *DEVICE_ATTRIBUTES.values())
+    }
+)
+
+
+def shared_relations(period: Period) -> dict[str, str]:
+    """The relations several definitions read, built (in this order) before their queries:
+
+    ``user_combos(user_id, os, region, launches, duration_ms, first_launch_day, launch_days,
+    first_combo_day, recency, latest)``
+        the period's ``user_days`` once per user, os and region: successful launches and session
+        end durations summed, the user's first launch ever (as the rows carry it), and of the days
+        with a successful launch: their list, the first one, and the latest launch's ``recency``
+        (time, event id) and attributes (``latest``, a missing one as ``'unknown'``). Users,
+        profile and device read it instead of each grouping the period's rows again.
+    ``cohort_combos(user_id, os, region, launch_days, first_combo_day)``
+        ``cohort_launches`` once per user, os and region: the cohort days with a launch (retention,
+        LTV).
+
+    A range's cohort days are its days, so its ``cohort_combos`` are its ``user_combos`` with a
+    launch, and its ``first_launch`` comes from ``user_combos`` too (every row of a range's facts
+    carries its user's first launch ever): the range's rows are read once.
+    """
+    launched = "FILTER (WHERE launches > 0)"
+    relations = {
+        "user_combos": f"""
+            SELECT user_id, os, region, sum(launches) AS launches, sum(duration_ms) AS duration_ms,
+                   min(first_launch_day) AS first_launch_day,
+                   {collect("day")} {launched} AS launch_days, min(day) {launched} AS first_combo_day,
+                   max({_RECENCY}) {launched} AS recency,
+                   max_by({_LAUNCH_VALUES}, {_RECENCY}) {launched} AS latest
+            FROM user_days GROUP BY user_id, os, region
+        """
+    }
+    if period.kind == "range":
+        relations["first_launch"] = """
+            SELECT user_id, min(first_launch_day) AS first_day FROM user_combos
+            WHERE first_launch_day IS NOT NULL GROUP BY user_id
+        """
+        relations["cohort_combos"] = """
+            SELECT user_id, os, region, launch_days, first_combo_day FROM user_combos WHERE launches > 0
+        """
+    else:
+        relations["cohort_combos"] = f"""
+            SELECT user_id, os, region, {collect("day")} AS launch_days, min(day) AS first_combo_day
+            FROM cohort_launches GROUP BY user_id, os, region
+        """
+    return relations
+
+
 # --- document conventions (SPEC section 6) ----------------------------------------------------
 
 
@@ -339,8 +405,7 @@ class Users(Definition):
         return {
             "main": f"""
                 WITH combos AS (
-                    SELECT user_id, os, region, sum(launches) AS launches, sum(duration_ms) AS duration_ms
-                    FROM user_days GROUP BY user_id, os, region
+                    SELECT user_id, os, region, launches, duration_ms FROM user_combos
                 ), per_user AS (
                     SELECT segment, user_id, sum(launches) AS launches, sum(duration_ms) AS duration
                     FROM {by_segment("combos", "user_id, launches, duration_ms")} AS expanded
@@ -436,8 +501,7 @@ class Retention(Definition):
         return {
             "main": f"""
                 WITH pairs AS (
-                    SELECT user_id, os, region, {collect("day")} AS pair_days
-                    FROM cohort_launches GROUP BY user_id, os, region
+                    SELECT user_id, os, region, launch_days AS pair_days FROM cohort_combos
                 ), users AS (
                     SELECT pairs.user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair,
                            {flatten(collect("pairs.pair_days"))} AS launch_days,
@@ -533,20 +597,6 @@ class Attributes(Definition):
 
     def queries(self, period: Period) -> dict[str, str]:
         attributes = {**PROFILE_ATTRIBUTES, **DEVICE_ATTRIBUTES}
-        # The latest launch's values in one record, a missing one as 'unknown' (max_by skips nulls)
-        launch_values = record(
-            {
-                column: (f"coalesce(user_days.{column}, 'unknown')", "VARCHAR")
-                for column in attributes.values()
-            }
-        )
-        # the latest launch: the latest time, then the greatest event id
-        recency = record(
-            {
-                "time": ("user_days.latest_launch_time", "TIMESTAMP WITH TIME ZONE"),
-                "event_id": ("user_days.latest_launch_event_id", "VARCHAR"),
-            }
-        )
         values = " UNION ALL ".join(
             f"SELECT segment, is_new, '{name}' AS attribute, latest.{column} AS value FROM per_user"
             for name, column in attributes.items()
@@ -556,19 +606,9 @@ class Attributes(Definition):
         )
         return {
             "main": f"""
-                WITH last_days AS (
-                    -- a user, os and region have one row a day: their latest launch of the
-                    -- period is that of their last launch day (no window over every user row)
-                    SELECT user_id, os, region, max(day) AS day FROM user_days WHERE launches > 0
-                    GROUP BY user_id, os, region
-                ), combos AS (
-                    SELECT user_days.user_id, user_days.os, user_days.region,
-                           {recency} AS recency,
-                           {launch_values} AS latest
-                    FROM user_days
-                    JOIN last_days
-                      ON last_days.user_id = user_days.user_id AND last_days.os = user_days.os
-                     AND last_days.region = user_days.region AND last_days.day = user_days.day
+                WITH combos AS (
+                    -- each user, os and region's latest launch of the period
+                    SELECT user_id, os, region, recency, latest FROM user_combos WHERE launches > 0
                 ), users AS (
                     SELECT combos.user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair,
                            CASE WHEN min(first_launch.first_day) >= {_date(period.first)} THEN 1 ELSE 0 END
@@ -882,8 +922,7 @@ class Ltv(Definition):
         return {
             "main": f"""
                 WITH combos AS (
-                    SELECT user_id, os, region, min(day) AS first_combo_day
-                    FROM cohort_launches GROUP BY user_id, os, region
+                    SELECT user_id, os, region, first_combo_day FROM cohort_combos
                 ), new_combos AS (
                     SELECT combos.*, first_launch.first_day
                     FROM combos JOIN first_launch ON first_launch.user_id = combos.user_id

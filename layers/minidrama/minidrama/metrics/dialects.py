@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from sqlglot import exp, parse_one
 
-from minidrama.metrics.definitions import DEFINITIONS
+from minidrama.metrics.definitions import DEFINITIONS, shared_relations
 from minidrama.metrics.period import Period
 
 __all__ = ["DIALECTS", "UntranslatableSql", "transpile", "definition_queries"]
@@ -43,6 +43,12 @@ def transpile(query: str, dialect: str) -> str:
     if dialect == "athena":
         tree = tree.transform(_for_trino).transform(_utc_timestamp)
     return tree.sql(dialect=dialect, pretty=True)
+
+
+def shared_queries(period: Period, dialect: str) -> dict[str, str]:
+    """The relations the definitions share for ``period``
+    (:func:`~minidrama.metrics.definitions.shared_relations`) in ``dialect``, in build order."""
+    return {name: transpile(query, dialect) for name, query in shared_relations(period).items()}
 
 
 def definition_queries(period: Period, dialect: str) -> dict[tuple[str, str], str]:

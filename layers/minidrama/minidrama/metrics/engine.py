@@ -59,7 +59,7 @@ from minidrama.metrics.compaction import (
     parquet_columns,
     unreadable_event_file,
 )
-from minidrama.metrics.definitions import DEFINITIONS
+from minidrama.metrics.definitions import DEFINITIONS, shared_relations
 from minidrama.metrics.document import build_document
 from minidrama.metrics.exceptions import DamagedFacts, UnreadableEvents
 from minidrama.metrics.period import Period
@@ -126,7 +126,10 @@ def rows_of(connection: duckdb.DuckDBPyConnection, query: str) -> list[dict[str,
 def run_definitions(
     connection: duckdb.DuckDBPyConnection, period: Period
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Every definition's queries for ``period``, over the relations bound in ``connection``."""
+    """Every definition's queries for ``period``, over the relations bound in ``connection``, after
+    the relations they share (:func:`~minidrama.metrics.definitions.shared_relations`)."""
+    for name, query in shared_relations(period).items():
+        connection.execute(f"CREATE OR REPLACE TABLE {name} AS {query}")
     return {
         (definition.name, name): rows_of(connection, query)
         for definition in DEFINITIONS

@@ -25,23 +25,14 @@ from minidrama.metrics.period import Period
 
 __all__ = ["query_range", "select_segments"]
 
-# What the definitions read beyond the facts tables, derived from the range's own facts: a user
-# active in the range carries their first launch ever on each row, an order its user's first
-# recharge ever (see minidrama.metrics.facts).
+# What the definitions read beyond the facts tables and the relations they derive themselves
+# (``first_launch`` among them: :func:`minidrama.metrics.definitions.shared_relations`), from the
+# range's own facts: an order carries its user's first recharge ever (see minidrama.metrics.facts).
 _DERIVED = (
-    """
-    CREATE TABLE first_launch AS
-    SELECT user_id, min(first_launch_day) AS first_day FROM user_days
-    WHERE first_launch_day IS NOT NULL GROUP BY user_id
-    """,
     """
     CREATE TABLE first_recharge AS
     SELECT user_id, min(first_recharge_day) AS first_day FROM orders
     WHERE first_recharge_day IS NOT NULL GROUP BY user_id
-    """,
-    """
-    CREATE VIEW cohort_launches AS
-    SELECT day, user_id, os, region, launches FROM user_days WHERE launches > 0
     """,
     "CREATE VIEW recharges AS SELECT day, user_id, amount FROM orders WHERE event_name = 'recharge_order'",
 )
@@ -108,9 +99,10 @@ def query_range(
     return select_segments(document, segments) if segments else document
 
 
-# Facts read by one definition only, whose query scans the files in place for less than loading
-# them into a table costs; the others are read by several queries and loaded once.
-_SCANNED_IN_PLACE = {"entry_points"}
+# Facts read by one query only (``user_days`` by the shared ``user_combos``), which scans the files
+# in place for less than loading them into a table costs; the others are read by several queries
+# and loaded once.
+_SCANNED_IN_PLACE = {"user_days", "entry_points"}
 # Stored columns the definitions never read (kept for other readers of the facts): not decoding
 # them saves time on every range.
 _UNREAD = {"user_days": {"session_ends"}, "orders": {"order_id", "event_id", "event_time"}}
