@@ -43,9 +43,11 @@ ROWS = {
 }
 
 
-# marks each row with whether its user has one os and region, as the helpers need
+# marks each row with whether its user has one os and region, as the helpers need (ONE_SEGMENT_PAIR
+# counts a user's distinct pairs)
 MARKED = f"""
-    WITH users AS (SELECT user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair FROM given GROUP BY user_id),
+    WITH pairs AS (SELECT DISTINCT user_id, os, region FROM given),
+    users AS (SELECT user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair FROM pairs GROUP BY user_id),
     marked AS (SELECT given.*, users.one_segment_pair FROM given JOIN users USING (user_id))
 """
 

@@ -1,27 +1,49 @@
 -- shared.user_combos
+WITH grouped AS (
+  SELECT
+    user_id,
+    os,
+    region,
+    SUM(launches) AS launches,
+    SUM(duration_ms) AS duration_ms,
+    MIN(first_launch_day) AS first_launch_day,
+    ARRAY_AGG(day) FILTER(WHERE
+      launches > 0) AS launch_days,
+    MIN(day) FILTER(WHERE
+      launches > 0) AS first_combo_day,
+    MAX(day) FILTER(WHERE
+      launches > 0) AS last_launch_day
+  FROM user_days
+  GROUP BY
+    user_id,
+    os,
+    region
+)
 SELECT
-  user_id,
-  os,
-  region,
-  SUM(launches) AS launches,
-  SUM(duration_ms) AS duration_ms,
-  MIN(first_launch_day) AS first_launch_day,
-  ARRAY_AGG(day) FILTER(WHERE
-    launches > 0) AS launch_days,
-  MIN(day) FILTER(WHERE
-    launches > 0) AS first_combo_day,
-  MAX(
-    CAST(ROW(CAST(latest_launch_time AS TIMESTAMP), CAST(latest_launch_event_id AS VARCHAR)) AS ROW(time TIMESTAMP, event_id VARCHAR))
-  ) FILTER(WHERE
-    launches > 0) AS recency,
-  MAX_BY(
-    CAST(ROW(
-      CAST(COALESCE(gender, 'unknown') AS VARCHAR),
-      CAST(COALESCE(age_group, 'unknown') AS VARCHAR),
-      CAST(COALESCE(region, 'unknown') AS VARCHAR),
-      CAST(COALESCE(device_brand, 'unknown') AS VARCHAR),
-      CAST(COALESCE(device_model, 'unknown') AS VARCHAR),
-      CAST(COALESCE(tiktok_version, 'unknown') AS VARCHAR)
+  grouped.user_id,
+  grouped.os,
+  grouped.region,
+  grouped.launches,
+  grouped.duration_ms,
+  grouped.first_launch_day,
+  grouped.launch_days,
+  grouped.first_combo_day,
+  CASE
+    WHEN NOT user_days.day IS NULL
+    THEN CAST(ROW(
+      CAST(user_days.latest_launch_time AS TIMESTAMP),
+      CAST(user_days.latest_launch_event_id AS VARCHAR)
+    ) AS ROW(time TIMESTAMP, event_id VARCHAR))
+  END AS recency,
+  CASE
+    WHEN NOT user_days.day IS NULL
+    THEN CAST(ROW(
+      CAST(COALESCE(user_days.gender, 'unknown') AS VARCHAR),
+      CAST(COALESCE(user_days.age_group, 'unknown') AS VARCHAR),
+      CAST(COALESCE(user_days.region, 'unknown') AS VARCHAR),
+      CAST(COALESCE(user_days.device_brand, 'unknown') AS VARCHAR),
+      CAST(COALESCE(user_days.device_model, 'unknown') AS VARCHAR),
+      CAST(COALESCE(user_days.tiktok_version, 'unknown') AS VARCHAR)
     ) AS ROW(
       gender VARCHAR,
       age_group VARCHAR,
@@ -29,15 +51,25 @@ SELECT
       device_brand VARCHAR,
       device_model VARCHAR,
       tiktok_version VARCHAR
-    )),
-    CAST(ROW(CAST(latest_launch_time AS TIMESTAMP), CAST(latest_launch_event_id AS VARCHAR)) AS ROW(time TIMESTAMP, event_id VARCHAR))
-  ) FILTER(WHERE
-    launches > 0) AS latest
-FROM user_days
-GROUP BY
+    ))
+  END AS latest
+FROM grouped
+LEFT JOIN user_days
+  ON user_days.user_id = grouped.user_id
+  AND user_days.os = grouped.os
+  AND user_days.region = grouped.region
+  AND user_days.day = grouped.last_launch_day;
+
+-- shared.launch_users
+SELECT
   user_id,
-  os,
-  region;
+  COUNT(*) = 1 AS one_segment_pair,
+  MIN(first_launch_day) AS first_day
+FROM user_combos
+WHERE
+  launches > 0
+GROUP BY
+  user_id;
 
 -- shared.first_launch
 SELECT
@@ -74,18 +106,10 @@ WITH combos AS (
     launches > 0
 ), users AS (
   SELECT
-    combos.user_id,
-    MIN(os) = MAX(os) AND MIN(region) = MAX(region) AS one_segment_pair,
-    CASE
-      WHEN MIN(first_launch.first_day) >= CAST('2026-10-28' AS DATE)
-      THEN 1
-      ELSE 0
-    END AS is_new
-  FROM combos
-  JOIN first_launch
-    ON first_launch.user_id = combos.user_id
-  GROUP BY
-    combos.user_id
+    user_id,
+    one_segment_pair,
+    CASE WHEN first_day >= CAST('2026-10-28' AS DATE) THEN 1 ELSE 0 END AS is_new
+  FROM launch_users
 ), marked AS (
   SELECT
     combos.*,
@@ -251,26 +275,18 @@ WITH combos AS (
     os,
     region,
     entry_point
-), users AS (
-  SELECT
-    user_id,
-    MIN(os) = MAX(os) AND MIN(region) = MAX(region) AS one_segment_pair
-  FROM combos
-  GROUP BY
-    user_id
 ), user_entries AS (
+  /* a launch through an entry point is a launch: its user is a launch user */
   SELECT
     combos.entry_point,
     combos.user_id,
     combos.os,
     combos.region,
-    users.one_segment_pair,
-    CASE WHEN first_launch.first_day >= CAST('2026-10-28' AS DATE) THEN 1 ELSE 0 END AS is_new
+    launch_users.one_segment_pair,
+    CASE WHEN launch_users.first_day >= CAST('2026-10-28' AS DATE) THEN 1 ELSE 0 END AS is_new
   FROM combos
-  JOIN users
-    ON users.user_id = combos.user_id
-  JOIN first_launch
-    ON first_launch.user_id = combos.user_id
+  JOIN launch_users
+    ON launch_users.user_id = combos.user_id
 ), entry_users AS (
   SELECT
     segment,
@@ -384,6 +400,18 @@ WITH combos AS (
       segment,
       entry_point
   ) AS counted
+), pair_launches AS (
+  /* launches add up: summed per os, region and entry point before the segments */
+  SELECT
+    os,
+    region,
+    entry_point,
+    SUM(launches) AS launches
+  FROM combos
+  GROUP BY
+    os,
+    region,
+    entry_point
 ), launch_counts AS (
   SELECT
     segment,
@@ -394,19 +422,19 @@ WITH combos AS (
       'all' AS segment,
       entry_point,
       launches
-    FROM combos
+    FROM pair_launches
     UNION ALL
     SELECT
       CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
       entry_point,
       launches
-    FROM combos
+    FROM pair_launches
     UNION ALL
     SELECT
       CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
       entry_point,
       launches
-    FROM combos
+    FROM pair_launches
   ) AS expanded
   GROUP BY
     segment,
@@ -575,65 +603,36 @@ GROUP BY
   event_name;
 
 -- ltv.main
-WITH combos AS (
+WITH new_combos AS (
   SELECT
-    user_id,
-    os,
-    region,
-    first_combo_day
-  FROM cohort_combos
-), new_combos AS (
-  SELECT
-    combos.*,
+    cohort_combos.user_id,
+    cohort_combos.os,
+    cohort_combos.region,
+    cohort_combos.first_combo_day,
     first_launch.first_day
-  FROM combos
+  FROM cohort_combos
   JOIN first_launch
-    ON first_launch.user_id = combos.user_id
+    ON first_launch.user_id = cohort_combos.user_id
   WHERE
     first_launch.first_day BETWEEN CAST('2026-10-28' AS DATE) AND CAST('2026-11-03' AS DATE)
-), segment_new AS (
-  /* a new user's first launch in the segment: since no window's activity span */
-  /* starts after its cohort day, it has a launch in the span exactly when this */
-  /* first one is in it (a range's span is the range, a day's is the cohort day) */
+), new_users AS (
   SELECT
-    segment,
     user_id,
-    first_day,
-    MIN(first_combo_day) AS first_segment_day
-  FROM (
-    SELECT
-      'all' AS segment,
-      user_id,
-      first_day,
-      first_combo_day
-    FROM new_combos
-    UNION ALL
-    SELECT
-      CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
-      user_id,
-      first_day,
-      first_combo_day
-    FROM new_combos
-    UNION ALL
-    SELECT
-      CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
-      user_id,
-      first_day,
-      first_combo_day
-    FROM new_combos
-  ) AS expanded
+    MIN(first_day) AS first_day,
+    COUNT(*) = 1 AS one_segment_pair
+  FROM new_combos
   GROUP BY
-    segment,
-    user_id,
-    first_day
-), members AS (
+    user_id
+), user_windows AS (
   SELECT
+    new_users.user_id,
+    new_users.one_segment_pair,
     windows.label,
-    segment_new.segment,
-    segment_new.user_id,
+    windows.active_from,
+    windows.active_to,
     windows.revenue_from,
     windows.revenue_to
-  FROM segment_new
+  FROM new_users
   JOIN (VALUES
     (
       'range',
@@ -747,40 +746,156 @@ WITH combos AS (
       CAST('2026-11-03' AS DATE),
       CAST('2026-11-03' AS DATE)
     )) AS windows(label, cohort_date, active_from, active_to, revenue_from, revenue_to)
-    ON windows.cohort_date = segment_new.first_day
-    AND segment_new.first_segment_day >= windows.active_from
-    AND segment_new.first_segment_day <= windows.active_to
-), revenue AS (
+    ON windows.cohort_date = new_users.first_day
+), user_revenue AS (
+  /* revenue is of any segment: summed per user and window before the segments */
   SELECT
-    members.segment,
-    members.label,
+    user_windows.user_id,
+    user_windows.label,
     SUM(recharges.amount) AS revenue
-  FROM members
+  FROM user_windows
   JOIN recharges
-    ON recharges.user_id = members.user_id
-    AND recharges.day >= members.revenue_from
-    AND recharges.day <= members.revenue_to
+    ON recharges.user_id = user_windows.user_id
+    AND recharges.day >= user_windows.revenue_from
+    AND recharges.day <= user_windows.revenue_to
   GROUP BY
-    members.segment,
-    members.label
-), sizes AS (
+    user_windows.user_id,
+    user_windows.label
+), members AS (
+  /* a new user is in a window's cohort in a segment when they launched in it in */
+  /* the window's activity span; no span starts after its cohort day (the user's */
+  /* first launch ever), so that is when a first launch of one of their os and */
+  /* region pairs in the segment is in the span (a range's span is the range, a */
+  /* day's is the cohort day) */
+  SELECT
+    new_combos.user_id,
+    new_combos.os,
+    new_combos.region,
+    user_windows.label,
+    user_windows.one_segment_pair,
+    user_revenue.revenue
+  FROM new_combos
+  JOIN user_windows
+    ON user_windows.user_id = new_combos.user_id
+  LEFT JOIN user_revenue
+    ON user_revenue.user_id = new_combos.user_id
+    AND user_revenue.label = user_windows.label
+  WHERE
+    new_combos.first_combo_day >= user_windows.active_from
+    AND new_combos.first_combo_day <= user_windows.active_to
+)
+SELECT
+  segment,
+  label,
+  users AS cohort_size,
+  revenue
+FROM (
+  WITH one_pair AS (
+    SELECT
+      os,
+      region,
+      label,
+      COUNT(*) AS users,
+      SUM(revenue) AS revenue
+    FROM members
+    WHERE
+      one_segment_pair
+    GROUP BY
+      os,
+      region,
+      label
+  ), several_pairs AS (
+    SELECT DISTINCT
+      segment,
+      user_id,
+      label,
+      revenue
+    FROM (
+      SELECT
+        'all' AS segment,
+        user_id,
+        label,
+        revenue
+      FROM (
+        SELECT
+          *
+        FROM members
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+      UNION ALL
+      SELECT
+        CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+        user_id,
+        label,
+        revenue
+      FROM (
+        SELECT
+          *
+        FROM members
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+      UNION ALL
+      SELECT
+        CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+        user_id,
+        label,
+        revenue
+      FROM (
+        SELECT
+          *
+        FROM members
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+    ) AS expanded
+  )
   SELECT
     segment,
     label,
-    COUNT(*) AS cohort_size
-  FROM members
+    SUM(users) AS users,
+    SUM(revenue) AS revenue
+  FROM (
+    SELECT
+      segment,
+      label,
+      users,
+      revenue
+    FROM (
+      SELECT
+        'all' AS segment,
+        label,
+        users,
+        revenue
+      FROM one_pair
+      UNION ALL
+      SELECT
+        CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+        label,
+        users,
+        revenue
+      FROM one_pair
+      UNION ALL
+      SELECT
+        CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+        label,
+        users,
+        revenue
+      FROM one_pair
+    ) AS expanded
+    UNION ALL
+    SELECT
+      segment,
+      label,
+      1 AS users,
+      revenue
+    FROM several_pairs
+  ) AS parts
   GROUP BY
     segment,
     label
-)
-SELECT
-  sizes.segment,
-  sizes.label,
-  sizes.cohort_size,
-  revenue.revenue
-FROM sizes
-LEFT JOIN revenue
-  ON revenue.segment = sizes.segment AND revenue.label = sizes.label;
+) AS counted;
 
 -- orders.main
 WITH payer_orders AS (
@@ -1078,7 +1193,7 @@ WITH pairs AS (
 ), users AS (
   SELECT
     pairs.user_id,
-    MIN(os) = MAX(os) AND MIN(region) = MAX(region) AS one_segment_pair,
+    COUNT(*) = 1 AS one_segment_pair,
     FLATTEN(ARRAY_AGG(pairs.pair_days)) AS launch_days,
     MIN(first_launch.first_day) AS first_day
   FROM pairs
@@ -1432,56 +1547,122 @@ SELECT
 FROM segment_totals;
 
 -- users.main
-WITH combos AS (
+WITH users AS (
+  /* a user's rows are distinct (os, region) pairs, and each carries their first */
+  /* launch ever (or none: never launched) */
   SELECT
     user_id,
-    os,
-    region,
-    launches,
-    duration_ms
+    COUNT(*) = 1 AS one_segment_pair,
+    CASE WHEN MIN(first_launch_day) >= CAST('2026-10-28' AS DATE) THEN 1 ELSE 0 END AS is_new
   FROM user_combos
-), per_user AS (
-  SELECT
-    segment,
-    user_id,
-    SUM(launches) AS launches,
-    SUM(duration_ms) AS duration
-  FROM (
-    SELECT
-      'all' AS segment,
-      user_id,
-      launches,
-      duration_ms
-    FROM combos
-    UNION ALL
-    SELECT
-      CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
-      user_id,
-      launches,
-      duration_ms
-    FROM combos
-    UNION ALL
-    SELECT
-      CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
-      user_id,
-      launches,
-      duration_ms
-    FROM combos
-  ) AS expanded
   GROUP BY
-    segment,
     user_id
+), marked AS (
+  SELECT
+    user_combos.user_id,
+    user_combos.os,
+    user_combos.region,
+    user_combos.launches,
+    user_combos.duration_ms,
+    users.one_segment_pair,
+    users.is_new
+  FROM user_combos
+  JOIN users
+    ON users.user_id = user_combos.user_id
 ), active AS (
   SELECT
-    per_user.segment,
-    per_user.launches,
-    per_user.duration,
-    CASE WHEN first_launch.first_day >= CAST('2026-10-28' AS DATE) THEN 1 ELSE 0 END AS is_new
-  FROM per_user
-  JOIN first_launch
-    ON first_launch.user_id = per_user.user_id
+    segment,
+    launches,
+    duration_ms AS duration,
+    is_new
+  FROM (
+    SELECT
+      segment,
+      user_id,
+      launches,
+      duration_ms,
+      is_new
+    FROM (
+      SELECT
+        'all' AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          one_segment_pair
+      ) AS one_pair
+      UNION ALL
+      SELECT
+        CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          one_segment_pair
+      ) AS one_pair
+      UNION ALL
+      SELECT
+        CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          one_segment_pair
+      ) AS one_pair
+    ) AS expanded
+    UNION ALL
+    SELECT
+      segment,
+      user_id,
+      SUM(launches) AS launches,
+      SUM(duration_ms) AS duration_ms,
+      MIN(is_new) AS is_new
+    FROM (
+      SELECT
+        'all' AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+      UNION ALL
+      SELECT
+        CONCAT(CAST('os:' AS VARCHAR), CAST(os AS VARCHAR)) AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+      UNION ALL
+      SELECT
+        CONCAT(CAST('region:' AS VARCHAR), CAST(region AS VARCHAR)) AS segment,
+        *
+      FROM (
+        SELECT
+          *
+        FROM marked
+        WHERE
+          NOT one_segment_pair
+      ) AS several
+    ) AS expanded
+    GROUP BY
+      segment,
+      user_id
+  ) AS per_user
   WHERE
-    per_user.launches > 0
+    launches > 0
 )
 SELECT
   segment,

@@ -119,8 +119,9 @@ def by_segment(relation: str, columns: str) -> str:
     )
 
 
-# In a query grouped by user_id: whether all of the user's rows have one os and one region.
-ONE_SEGMENT_PAIR = "min(os) = max(os) AND min(region) = max(region)"
+# In a query grouped by user_id over rows of distinct (user, os, region): whether the user has one
+# os and one region (cheaper than comparing the least and greatest os and region of the rows).
+ONE_SEGMENT_PAIR = "count(*) = 1"
 
 
 def per_user_by_segment(relation: str, aggregates: Mapping[str, str]) -> str:
@@ -146,8 +147,8 @@ def per_user_by_segment(relation: str, aggregates: Mapping[str, str]) -> str:
 
 def users_by_segment(relation: str, group: str, counts: Sequence[str]) -> str:
     """Per segment and ``group`` (columns of ``relation``): ``users``, the distinct users with a row
-    of ``relation`` in the segment, and each of the 0/1 columns ``counts`` (the same on every row of
-    a user and group) summed over those users.
+    of ``relation`` in the segment, and each of the columns ``counts`` (a value of the user and group,
+    the same on every row of them: a 0/1 flag, the user's revenue) summed over those users.
 
     ``relation`` (a CTE) has one row per user_id, ``group``, os and region, and ``one_segment_pair``
     (:data:`ONE_SEGMENT_PAIR` of the user). A user of one os and region (nearly every user) has one
@@ -207,14 +208,14 @@ def _values(alias: str, columns: Sequence[tuple[str, str]], rows: Sequence[Seque
 # the latest launch: the latest time, then the greatest event id
 _RECENCY = record(
     {
-        "time": ("latest_launch_time", "TIMESTAMP WITH TIME ZONE"),
-        "event_id": ("latest_launch_event_id", "VARCHAR"),
+        "time": ("user_days.latest_launch_time", "TIMESTAMP WITH TIME ZONE"),
+        "event_id": ("user_days.latest_launch_event_id", "VARCHAR"),
     }
 )
 # The latest launch's values in one record, a missing one as 'unknown' (max_by skips nulls)
 _LAUNCH_VALUES = record(
     {
-        column: (f"coalesce({column}, 'unknown')", "VARCHAR")
+        column: (f"coalesce(user_days.{column}, 'unknown')", "VARCHAR")
         for column in (*PROFILE_ATTRIBUTES.values(), *DEVICE_ATTRIBUTES.values())
     }
 )
@@ -230,6 +231,9 @@ def shared_relations(period: Period) -> dict[str, str]:
         with a successful launch: their list, the first one, and the latest launch's ``recency``
         (time, event id) and attributes (``latest``, a missing one as ``'unknown'``). Users,
         profile and device read it instead of each grouping the period's rows again.
+    ``launch_users(user_id, one_segment_pair, first_day)``
+        every user with a launch in the period: whether those launches have one os and one region
+        (:func:`per_user_by_segment`), and the first launch ever (the ``first_launch`` row).
     ``cohort_combos(user_id, os, region, launch_days, first_combo_day)``
         ``cohort_launches`` once per user, os and region: the cohort days with a launch (retention,
         LTV).
@@ -240,15 +244,30 @@ def shared_relations(period: Period) -> dict[str, str]:
     """
     launched = "FILTER (WHERE launches > 0)"
     relations = {
+        # A user, os and region have one row a day: their latest launch is that of their last
+        # launch day, read back by a join (far cheaper than a max_by of records over every row).
         "user_combos": f"""
-            SELECT user_id, os, region, sum(launches) AS launches, sum(duration_ms) AS duration_ms,
-                   min(first_launch_day) AS first_launch_day,
-                   {collect("day")} {launched} AS launch_days, min(day) {launched} AS first_combo_day,
-                   max({_RECENCY}) {launched} AS recency,
-                   max_by({_LAUNCH_VALUES}, {_RECENCY}) {launched} AS latest
-            FROM user_days GROUP BY user_id, os, region
+            WITH grouped AS (
+                SELECT user_id, os, region, sum(launches) AS launches, sum(duration_ms) AS duration_ms,
+                       min(first_launch_day) AS first_launch_day,
+                       {collect("day")} {launched} AS launch_days, min(day) {launched} AS first_combo_day,
+                       max(day) {launched} AS last_launch_day
+                FROM user_days GROUP BY user_id, os, region
+            )
+            SELECT grouped.user_id, grouped.os, grouped.region, grouped.launches, grouped.duration_ms,
+                   grouped.first_launch_day, grouped.launch_days, grouped.first_combo_day,
+                   CASE WHEN user_days.day IS NOT NULL THEN {_RECENCY} END AS recency,
+                   CASE WHEN user_days.day IS NOT NULL THEN {_LAUNCH_VALUES} END AS latest
+            FROM grouped
+            LEFT JOIN user_days
+              ON user_days.user_id = grouped.user_id AND user_days.os = grouped.os
+             AND user_days.region = grouped.region AND user_days.day = grouped.last_launch_day
         """
     }
+    relations["launch_users"] = f"""
+        SELECT user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair, min(first_launch_day) AS first_day
+        FROM user_combos WHERE launches > 0 GROUP BY user_id
+    """
     if period.kind == "range":
         relations["first_launch"] = """
             SELECT user_id, min(first_launch_day) AS first_day FROM user_combos
@@ -402,20 +421,27 @@ class Users(Definition):
     name = "users"
 
     def queries(self, period: Period) -> dict[str, str]:
+        per_user = per_user_by_segment(
+            "marked",
+            {"launches": "sum(launches)", "duration_ms": "sum(duration_ms)", "is_new": "min(is_new)"},
+        )
         return {
             "main": f"""
-                WITH combos AS (
-                    SELECT user_id, os, region, launches, duration_ms FROM user_combos
-                ), per_user AS (
-                    SELECT segment, user_id, sum(launches) AS launches, sum(duration_ms) AS duration
-                    FROM {by_segment("combos", "user_id, launches, duration_ms")} AS expanded
-                    GROUP BY segment, user_id
-                ), active AS (
-                    SELECT per_user.segment, per_user.launches, per_user.duration,
-                           CASE WHEN first_launch.first_day >= {_date(period.first)} THEN 1 ELSE 0 END
+                WITH users AS (
+                    -- a user's rows are distinct (os, region) pairs, and each carries their first
+                    -- launch ever (or none: never launched)
+                    SELECT user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair,
+                           CASE WHEN min(first_launch_day) >= {_date(period.first)} THEN 1 ELSE 0 END
                                AS is_new
-                    FROM per_user JOIN first_launch ON first_launch.user_id = per_user.user_id
-                    WHERE per_user.launches > 0
+                    FROM user_combos GROUP BY user_id
+                ), marked AS (
+                    SELECT user_combos.user_id, user_combos.os, user_combos.region, user_combos.launches,
+                           user_combos.duration_ms, users.one_segment_pair, users.is_new
+                    FROM user_combos JOIN users ON users.user_id = user_combos.user_id
+                ), active AS (
+                    SELECT segment, launches, duration_ms AS duration, is_new
+                    FROM {per_user} AS per_user
+                    WHERE launches > 0
                 )
                 SELECT segment,
                        count(*) AS active_users,
@@ -610,11 +636,9 @@ class Attributes(Definition):
                     -- each user, os and region's latest launch of the period
                     SELECT user_id, os, region, recency, latest FROM user_combos WHERE launches > 0
                 ), users AS (
-                    SELECT combos.user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair,
-                           CASE WHEN min(first_launch.first_day) >= {_date(period.first)} THEN 1 ELSE 0 END
-                               AS is_new
-                    FROM combos JOIN first_launch ON first_launch.user_id = combos.user_id
-                    GROUP BY combos.user_id
+                    SELECT user_id, one_segment_pair,
+                           CASE WHEN first_day >= {_date(period.first)} THEN 1 ELSE 0 END AS is_new
+                    FROM launch_users
                 ), marked AS (
                     SELECT combos.*, users.one_segment_pair, users.is_new
                     FROM combos JOIN users ON users.user_id = combos.user_id
@@ -657,22 +681,23 @@ class EntryPoints(Definition):
                 WITH combos AS (
                     SELECT user_id, os, region, entry_point, sum(launches) AS launches
                     FROM entry_points GROUP BY user_id, os, region, entry_point
-                ), users AS (
-                    SELECT user_id, {ONE_SEGMENT_PAIR} AS one_segment_pair FROM combos GROUP BY user_id
                 ), user_entries AS (
+                    -- a launch through an entry point is a launch: its user is a launch user
                     SELECT combos.entry_point, combos.user_id, combos.os, combos.region,
-                           users.one_segment_pair,
-                           CASE WHEN first_launch.first_day >= {_date(period.first)} THEN 1 ELSE 0 END
+                           launch_users.one_segment_pair,
+                           CASE WHEN launch_users.first_day >= {_date(period.first)} THEN 1 ELSE 0 END
                                AS is_new
-                    FROM combos
-                    JOIN users ON users.user_id = combos.user_id
-                    JOIN first_launch ON first_launch.user_id = combos.user_id
+                    FROM combos JOIN launch_users ON launch_users.user_id = combos.user_id
                 ), entry_users AS (
                     SELECT segment, entry_point, users AS active_users, is_new AS new_users
                     FROM {users_by_segment("user_entries", "entry_point", ["is_new"])} AS counted
+                ), pair_launches AS (
+                    -- launches add up: summed per os, region and entry point before the segments
+                    SELECT os, region, entry_point, sum(launches) AS launches
+                    FROM combos GROUP BY os, region, entry_point
                 ), launch_counts AS (
                     SELECT segment, entry_point, sum(launches) AS launch_sessions
-                    FROM {by_segment("combos", "entry_point, launches")} AS expanded
+                    FROM {by_segment("pair_launches", "entry_point, launches")} AS expanded
                     GROUP BY segment, entry_point
                 ), entry_sessions AS (
                     -- only the sessions that ended in the period weigh in the mean: fewer to deduplicate
@@ -921,41 +946,44 @@ class Ltv(Definition):
         new_users = _on_days("first_launch.first_day", (window.cohort_date for window in period.ltv_windows))
         return {
             "main": f"""
-                WITH combos AS (
-                    SELECT user_id, os, region, first_combo_day FROM cohort_combos
-                ), new_combos AS (
-                    SELECT combos.*, first_launch.first_day
-                    FROM combos JOIN first_launch ON first_launch.user_id = combos.user_id
+                WITH new_combos AS (
+                    SELECT cohort_combos.user_id, cohort_combos.os, cohort_combos.region,
+                           cohort_combos.first_combo_day, first_launch.first_day
+                    FROM cohort_combos JOIN first_launch ON first_launch.user_id = cohort_combos.user_id
                     WHERE {new_users}
-                ), segment_new AS (
-                    -- a new user's first launch in the segment: since no window's activity span
-                    -- starts after its cohort day, it has a launch in the span exactly when this
-                    -- first one is in it (a range's span is the range, a day's is the cohort day)
-                    SELECT segment, user_id, first_day, min(first_combo_day) AS first_segment_day
-                    FROM {by_segment("new_combos", "user_id, first_day, first_combo_day")} AS expanded
-                    GROUP BY segment, user_id, first_day
-                ), members AS (
-                    SELECT windows.label, segment_new.segment, segment_new.user_id,
-                           windows.revenue_from, windows.revenue_to
-                    FROM segment_new
-                    JOIN {windows}
-                      ON windows.cohort_date = segment_new.first_day
-                     AND segment_new.first_segment_day >= windows.active_from
-                     AND segment_new.first_segment_day <= windows.active_to
-                ), revenue AS (
-                    SELECT members.segment, members.label, sum(recharges.amount) AS revenue
-                    FROM members
+                ), new_users AS (
+                    SELECT user_id, min(first_day) AS first_day, {ONE_SEGMENT_PAIR} AS one_segment_pair
+                    FROM new_combos GROUP BY user_id
+                ), user_windows AS (
+                    SELECT new_users.user_id, new_users.one_segment_pair, windows.label,
+                           windows.active_from, windows.active_to, windows.revenue_from, windows.revenue_to
+                    FROM new_users JOIN {windows} ON windows.cohort_date = new_users.first_day
+                ), user_revenue AS (
+                    -- revenue is of any segment: summed per user and window before the segments
+                    SELECT user_windows.user_id, user_windows.label, sum(recharges.amount) AS revenue
+                    FROM user_windows
                     JOIN recharges
-                      ON recharges.user_id = members.user_id
-                     AND recharges.day >= members.revenue_from
-                     AND recharges.day <= members.revenue_to
-                    GROUP BY members.segment, members.label
-                ), sizes AS (
-                    SELECT segment, label, count(*) AS cohort_size FROM members GROUP BY segment, label
+                      ON recharges.user_id = user_windows.user_id
+                     AND recharges.day >= user_windows.revenue_from
+                     AND recharges.day <= user_windows.revenue_to
+                    GROUP BY user_windows.user_id, user_windows.label
+                ), members AS (
+                    -- a new user is in a window's cohort in a segment when they launched in it in
+                    -- the window's activity span; no span starts after its cohort day (the user's
+                    -- first launch ever), so that is when a first launch of one of their os and
+                    -- region pairs in the segment is in the span (a range's span is the range, a
+                    -- day's is the cohort day)
+                    SELECT new_combos.user_id, new_combos.os, new_combos.region, user_windows.label,
+                           user_windows.one_segment_pair, user_revenue.revenue
+                    FROM new_combos
+                    JOIN user_windows ON user_windows.user_id = new_combos.user_id
+                    LEFT JOIN user_revenue
+                      ON user_revenue.user_id = new_combos.user_id AND user_revenue.label = user_windows.label
+                    WHERE new_combos.first_combo_day >= user_windows.active_from
+                      AND new_combos.first_combo_day <= user_windows.active_to
                 )
-                SELECT sizes.segment, sizes.label, sizes.cohort_size, revenue.revenue
-                FROM sizes
-                LEFT JOIN revenue ON revenue.segment = sizes.segment AND revenue.label = sizes.label
+                SELECT segment, label, users AS cohort_size, revenue
+                FROM {users_by_segment("members", "label", ["revenue"])} AS counted
             """
         }
 
