@@ -2,8 +2,8 @@
 
 Each definition is one class: :meth:`Definition.queries` gives its SQL for a :class:`Period` (the
 portable subset: CTEs, window functions, CASE, UNION ALL, VALUES, an aggregate's FILTER,
-``max_by``, ``row``; the engine-specific median, arrays and records sit behind :func:`median`, :func:`collect`,
-:func:`flatten`, :func:`unnest`, :func:`contains` and :func:`record`), and
+``max_by``, ``row``; the engine-specific median, arrays and records sit behind :func:`median`,
+:func:`collect`, :func:`flatten`, :func:`unnest`, :func:`contains` and :func:`record`), and
 :meth:`Definition.fill` turns that SQL's rows for one segment into the document keys it owns. A
 day's document (SPEC section 6) and a range's (section 7) run the same SQL; only the period's
 parameters differ, and retention and LTV have a day form and a range form.
