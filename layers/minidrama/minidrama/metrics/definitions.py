@@ -700,9 +700,9 @@ class EntryPoints(Definition):
                     FROM {by_segment("pair_launches", "entry_point, launches")} AS expanded
                     GROUP BY segment, entry_point
                 ), entry_sessions AS (
-                    -- only the sessions that ended in the period weigh in the mean: fewer to deduplicate
+                    -- (no filter to the sessions that ended: over a long range nearly all did, and
+                    -- the join below filters as cheaply as a semi-join would)
                     SELECT DISTINCT entry_point, session_id FROM entry_points
-                    WHERE session_id IN (SELECT session_id FROM session_ends)
                 ), session_totals AS (
                     -- summed per os, region and entry point before they go into segments: integer
                     -- sums are exact (as avg's double sum of integers is, below 2^53 ms), so their

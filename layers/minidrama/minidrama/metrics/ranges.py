@@ -99,10 +99,12 @@ def query_range(
     return select_segments(document, segments) if segments else document
 
 
-# Facts read by one query only (``user_days`` by the shared ``user_combos``), which scans the files
-# in place for less than loading them into a table costs; the others are read by several queries
-# and loaded once.
-_SCANNED_IN_PLACE = {"user_days", "entry_points"}
+# Facts with a row per user and day or per session, scanned in place by the few queries that read
+# them (``user_days`` by the shared ``user_combos``, ``entry_points`` by entry points,
+# ``session_ends`` by sessions and entry points): a table of them would be most of a long range's
+# memory (a year of 50,000 users a day: 21 M session ends, 1 GB) and costs as much to load as the
+# scans; the others are small, read by several queries, and loaded once.
+_SCANNED_IN_PLACE = {"user_days", "entry_points", "session_ends"}
 # Stored columns the definitions never read (kept for other readers of the facts): not decoding
 # them saves time on every range.
 _UNREAD = {"user_days": {"session_ends"}, "orders": {"order_id", "event_id", "event_time"}}
