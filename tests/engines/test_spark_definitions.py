@@ -21,7 +21,7 @@ import copy
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -64,10 +64,10 @@ def spark() -> Iterator[Any]:
     session.stop()
 
 
-def relations_read(queries: dict[tuple[str, str], str]) -> set[str]:
+def relations_read(queries: Iterable[str]) -> set[str]:
     """The relations the queries read (their tables that are not their own CTEs)."""
     names: set[str] = set()
-    for sql in queries.values():
+    for sql in queries:
         tree = sqlglot.parse_one(sql, read="spark")
         own = {cte.alias for cte in tree.find_all(exp.CTE)}
         names |= {table.name for table in tree.find_all(exp.Table)} - own
@@ -117,7 +117,7 @@ class SparkCheck:
         workdir = Path(tempfile.mkdtemp(prefix="spark-relations-"))
         try:
             # the relations DuckDB was given, then the shared ones built by Spark from them
-            read = relations_read(queries) | relations_read({(name, ""): sql for name, sql in shared.items()})
+            read = relations_read([*queries.values(), *shared.values()])
             for name in sorted(read - set(shared)):
                 path = workdir / f"{name}.parquet"
                 pq.write_table(connection.sql(f"SELECT * FROM {name}").to_arrow_table(), path)

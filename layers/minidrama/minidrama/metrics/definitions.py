@@ -27,7 +27,8 @@ fact relation has a ``day`` column:
     recharge orders of the days LTV revenue windows cover.
 
 Before the queries, :func:`shared_relations` builds what several definitions read, once per
-period: ``user_combos`` and ``cohort_combos`` (one row per user, os and region; see there).
+period: ``user_combos`` and ``cohort_combos`` (one row per user, os and region), ``launch_users``
+(one per user with a launch) and, for a range, ``first_launch`` (see there).
 
 Segments: an event (or a row carrying os and region) belongs to ``all``, to ``os:<os>`` and to
 ``region:<region>``; :func:`by_segment` expands rows into those three. Counting distinct users per
