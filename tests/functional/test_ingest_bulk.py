@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -1594,3 +1595,38 @@ def test_request_body_events_with_nested_properties_take_the_fast_path(
     # THEN every event is stored, none of them by the per-event validator
     assert answers[0][0] == 202 and rows.num_rows == 20 and not quarantine
     assert slow_path.deferred == 0
+
+
+def test_request_body_deferred_events_are_read_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a body of launches and recharge orders (money: always read exactly, by the per-event
+    # validator), and a body with one event holding a lone surrogate, which msgspec refuses
+    whole: list[int] = []
+    parse = ingestion.parse_request_body
+
+    def counting(body: bytes) -> list[Any]:
+        whole.append(len(body))
+        return parse(body)
+
+    monkeypatch.setattr(ingestion, "parse_request_body", counting)
+    orders = [
+        to_line(
+            make_event(
+                "recharge_order", {"order_id": f"o-{n}", "amount": Decimal(f"{n}.10")}, event_id=f"r-{n}"
+            )
+        )
+        for n in range(5)
+    ]
+    launches = [to_line(make_event("app_launch", event_id=f"l-{n}")) for n in range(5)]
+    body = b'{"events":[' + b",".join(launches + orders) + b"]}"
+    surrogate = b'{"events":[' + launches[0] + b', {"event_id": "\\ud800", "amount": 1.5}]}'
+    # WHEN both are posted through the bulk route
+    answers, (rows, quarantine, _files, _dirs) = _post_all(tmp_path, [body, surrogate], bulk=True)
+    # THEN the orders are stored with their exact amounts, read from their own text: the whole
+    # body is read again only for the one msgspec refuses (the exact decoder reads it instead)
+    assert [status for status, _body in answers] == [202, 202]
+    assert rows.num_rows == 11 and len(quarantine) == 1  # l-0 twice: once per request
+    amounts = rows.filter(pc.equal(rows.column("event_name"), "recharge_order")).column("amount")
+    assert sorted(amounts.to_pylist()) == [Decimal(f"{n}.10") for n in range(5)]
+    assert whole == [len(surrogate)]

@@ -188,7 +188,7 @@ _TYPED_NAMES: dict[type, str] = {
 _EXACT_LINE = msgspec.json.Decoder(float_hook=Decimal)
 
 
-def decode_exactly(line: bytes) -> Any:
+def decode_exactly(line: bytes | memoryview) -> Any:
     """What the exact decoder (:func:`minidrama.ingestion.decode_json`) reads from a line known not
     to nest too deeply, several times faster: msgspec gives the same values (a non-integral number
     as the Decimal of its text, a repeated key's last value in its first place). Raises
@@ -209,16 +209,18 @@ class _Body(msgspec.Struct):
 _BODY = msgspec.json.Decoder(_Body)
 
 
-def decode_body(body: bytes) -> list[Any] | None:
-    """A request body's events decoded as :func:`decode_lines` decodes lines, or None when the body
-    is not an object with an ``events`` array (the exact decoder says what it is). The caller has
-    checked the body's nesting (:func:`minidrama.ingestion.too_deep`)."""
+def decode_body(body: bytes) -> tuple[list[Any], list[memoryview]] | None:
+    """A request body's events decoded as :func:`decode_lines` decodes lines, with each event's
+    JSON text (for :func:`decode_exactly`), or None when the body is not an object with an
+    ``events`` array (the exact decoder says what it is). The caller has checked the body's
+    nesting (:func:`minidrama.ingestion.too_deep`)."""
     try:
         events = _BODY.decode(body).events
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    # (orjson reads a memoryview of each event's text, not the Raw itself)
-    return decode_lines([memoryview(event) for event in events], shallow=True)
+    # (orjson and msgspec read a memoryview of each event's text, not the Raw itself)
+    texts = [memoryview(event) for event in events]
+    return decode_lines(texts, shallow=True), texts
 
 
 def decode_lines(lines: Sequence[Any], *, shallow: bool = False) -> list[Any]:

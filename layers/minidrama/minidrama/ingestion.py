@@ -25,6 +25,7 @@ This module runs in the ingest function, which has no pyarrow: it must not impor
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -338,18 +339,22 @@ def ingest_body(
     the answer of :func:`ingest` of :func:`parse_request_body`'s events, the same rows stored and
     the same rejections, the same :class:`RequestError` for a body that is refused. Durable on
     return, as :func:`ingest`."""
-    from minidrama.bulk import check_bulk, decode_body
+    from minidrama.bulk import check_bulk, decode_body, decode_exactly
 
-    events = decode_body(body) if len(body) <= MAX_BODY_BYTES and not too_deep(body) else None
-    if events is None or len(events) > MAX_EVENTS_PER_REQUEST:
+    decoded = decode_body(body) if len(body) <= MAX_BODY_BYTES and not too_deep(body) else None
+    if decoded is None or len(decoded[0]) > MAX_EVENTS_PER_REQUEST:
         # refused (parse_request_body says why), or JSON that only the exact decoder reads
         return ingest(storage, sink, app, parse_request_body(body), received_at=received_at, rates=rates)
-    exact: list[Any] = []
+    events, texts = decoded
 
     def exactly(positions: list[int]) -> list[Any]:
-        if positions and not exact:
-            exact.extend(parse_request_body(body))
-        return [exact[position] for position in positions]
+        """The deferred events read exactly, each from its own text; the whole body when msgspec
+        refuses one of them (the exact decoder then reads it, or says why the body is refused)."""
+        try:
+            return [decode_exactly(texts[position]) for position in positions]
+        except ValueError:
+            everything = parse_request_body(body)
+            return [everything[position] for position in positions]
 
     checked = check_bulk(
         events,
@@ -496,10 +501,46 @@ def _line_blocks(path: Path, progress: Progress | None = None) -> Iterator[tuple
         yield first, block.split(b"\n")
 
 
+def _line_spans(
+    path: Path, progress: Progress | None, lines_per_block: int
+) -> Iterator[tuple[int, int, int]]:
+    """The file in spans of whole lines of at least ``lines_per_block`` lines (the last one may be
+    shorter), each as (number of its first line, offset, length without its last newline): what a
+    worker process reads of the file itself (:func:`_read_span`), so that the blocks do not travel
+    through a pipe."""
+    number, start, position, count = 1, 0, 0, 0
+    with _open_regular(path) as handle:
+        while data := handle.read(_LINES_READ):
+            if progress is not None:
+                progress.advance(len(data))
+            newlines = data.count(b"\n")
+            count += newlines
+            if newlines and count >= lines_per_block:
+                cut = position + data.rindex(b"\n")
+                yield number, start, cut - start
+                number += count
+                start, count = cut + 1, 0
+            position += len(data)
+    if position > start:
+        yield number, start, position - start
+
+
+def _read_span(path: Path, offset: int, length: int) -> bytes:
+    """``length`` bytes of the file from ``offset``; OSError when the file no longer holds them."""
+    with _open_regular(path) as handle:
+        pieces, read = [], 0
+        while read < length:
+            piece = os.pread(handle.fileno(), length - read, offset + read)
+            if not piece:
+                raise OSError(errno.EIO, "the file became shorter while it was being ingested")
+            pieces.append(piece)
+            read += len(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
 def _byte_blocks(path: Path, progress: Progress | None, lines_per_block: int) -> Iterator[tuple[int, bytes]]:
     """The file in blocks of whole lines of at least ``lines_per_block`` lines (the last one may
-    be shorter), each without its last newline and with the number of its first line: one bytes
-    object a worker process takes in one copy, and splits itself."""
+    be shorter), each without its last newline and with the number of its first line."""
     number = 1
     pieces: list[bytes] = []
     count = 0  # newlines in pieces
@@ -582,12 +623,20 @@ class _ChunkChecked:
     repeated: int
 
 
+def _check_span(
+    path: Path, first: int, offset: int, length: int, received_at: datetime, currency: str, rates: Rates
+) -> _ChunkChecked:
+    """:func:`_check_lines` of a span of the file (:func:`_line_spans`), read here: a worker
+    process's job."""
+    return _check_lines(first, _read_span(path, offset, length), received_at, currency, rates)
+
+
 def _check_lines(
     first: int, block: bytes, received_at: datetime, currency: str, rates: Rates
 ) -> _ChunkChecked:
-    """Check one block of lines (:func:`_byte_blocks`), the first numbered ``first``
-    (:func:`minidrama.bulk.check_bulk`); a worker process's job. Blank lines are skipped; a line
-    that is not JSON or not UTF-8 is rejected as the per-event path rejects it."""
+    """Check one block of lines, the first numbered ``first`` (:func:`minidrama.bulk.check_bulk`).
+    Blank lines are skipped; a line that is not JSON or not UTF-8 is rejected as the per-event path
+    rejects it."""
     from minidrama.bulk import check_bulk, decode_exactly, decode_lines
 
     lines = [(first + offset, line) for offset, line in enumerate(block.split(b"\n")) if line.strip()]
@@ -657,30 +706,35 @@ class _Pending:
 
 class _BulkFile:
     """``minidrama ingest``'s bulk path: chunks of lines checked column-wise (:mod:`minidrama.bulk`),
-    in worker processes when the input is big, then written once per call (or every
-    :data:`BULK_FLUSH_ROWS` rows): the first copy of each event id in the call kept (by Arrow,
-    in input order), one Parquet file per hour partition, the rejected events' quarantine files."""
+    in worker processes when the input is big, the accepted rows of each chunk encoded into the
+    call's Parquet files as it arrives (:class:`~minidrama.writer.PartitionFiles`: one file per
+    hour partition), which are stored at the end of the call (or every :data:`BULK_FLUSH_ROWS`
+    rows); the first copy of each event id in the call kept, in input order; each chunk's
+    rejected events in a quarantine file."""
 
     def __init__(self, storage: Storage, app: AppConfig, rates: Rates) -> None:
+        from minidrama.writer import PartitionFiles
+
         self.storage, self.app, self.rates = storage, app, rates
-        self.pending: list[_Pending] = []
-        self.rows = 0
-        self.files: dict[Path, int] = {}  # the call's files, numbered in input order
+        self.files = PartitionFiles(app.app_id)
+        self.ids: set[str] = set()  # event ids kept since the last flush
         self.stored_ids: list[Any] = []  # event ids written by earlier flushes of this call
         self.accepted = self.rejected = 0
 
     def checked(
         self,
-        chunks: Iterator[tuple[Path, int, bytes]],
+        chunks: Iterator[tuple[Path, int, int, int]],
         clock: Callable[[], datetime],
         workers: int,
     ) -> Iterator[_Pending]:
-        """Each chunk checked, in order; with ``workers`` > 1, by that many worker processes."""
+        """Each chunk (a span of a file: :func:`_line_spans`) checked, in order; with ``workers``
+        > 1, by that many worker processes."""
         currency, rates = self.app.currency, self.rates
         if workers <= 1:
-            for path, first, block in chunks:
+            for path, first, offset, length in chunks:
                 received_at = clock()
-                yield _Pending(path, received_at, _check_lines(first, block, received_at, currency, rates))
+                checked = _check_span(path, first, offset, length, received_at, currency, rates)
+                yield _Pending(path, received_at, checked)
             return
         import multiprocessing
         from collections import deque
@@ -690,9 +744,9 @@ class _BulkFile:
         context.set_forkserver_preload(["minidrama.bulk"])
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             jobs: deque[Any] = deque()
-            for path, first, block in chunks:
+            for path, first, offset, length in chunks:
                 received_at = clock()
-                job = pool.submit(_check_lines, first, block, received_at, currency, rates)
+                job = pool.submit(_check_span, path, first, offset, length, received_at, currency, rates)
                 jobs.append((path, received_at, job))
                 if len(jobs) > workers:  # bounded: a chunk per worker and one waiting
                     done_path, done_at, done = jobs.popleft()
@@ -702,75 +756,64 @@ class _BulkFile:
                 yield _Pending(done_path, done_at, done.result())
 
     def add(self, pending: _Pending) -> None:
-        self.files.setdefault(pending.path, len(self.files))
-        self.pending.append(pending)
-        self.rows += pending.checked.table.num_rows
-        self.accepted += pending.checked.table.num_rows + pending.checked.repeated
-        self.rejected += len(pending.checked.rejected) + len(pending.checked.refused)
-        if self.rows >= BULK_FLUSH_ROWS:
+        """A chunk's outcome, in input order: its rows whose event id no earlier chunk kept go
+        to the files; a refused event whose id an earlier line stored is a repeat (accepted), as
+        the per-event path counts it; its rejections are stored at once."""
+        import pyarrow as pa
+
+        checked = pending.checked
+        table = checked.table
+        self.accepted += table.num_rows + checked.repeated
+        self.rejected += len(checked.rejected) + len(checked.refused)
+        ids = table.column("event_id").to_pylist()
+        earlier = self._stored_before([*ids, *(rejection.event_id for rejection in checked.refused)])
+        keep = [event_id not in self.ids and event_id not in earlier for event_id in ids]
+        if not all(keep):  # a later copy counts as accepted (it was), but is not stored
+            table = table.filter(pa.array(keep, pa.bool_()))
+            ids = [event_id for event_id, kept in zip(ids, keep, strict=True) if kept]
+        refused = []
+        for rejection in checked.refused:
+            if rejection.event_id in self.ids or rejection.event_id in earlier:
+                # stored by an earlier line of the call: the per-event path counts it as a repeat
+                self.accepted += 1
+                self.rejected -= 1
+            else:
+                refused.append(rejection)
+        rejected = sorted([*checked.rejected, *refused], key=lambda rejection: rejection.index)
+        write_quarantine(
+            self.storage, self.app.app_id, pending.received_at, rejected, source=str(pending.path)
+        )
+        self.ids.update(ids)
+        self.files.add(table)
+        if self.files.rows >= BULK_FLUSH_ROWS:
             self.flush()
 
-    def flush(self) -> None:
-        """Write what the chunks so far accepted and rejected."""
+    def _stored_before(self, ids: list[Any]) -> set[str]:
+        """Those of ``ids`` that an earlier flush of this call stored."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from minidrama.writer import write_table
+        found: set[str] = set()
+        if not self.stored_ids or not ids:
+            return found
+        chunk = pa.array(ids, pa.string())
+        for stored in self.stored_ids:
+            # the chunk's ids are the small side: the hash set is built of them, the stored scanned
+            found.update(stored.filter(pc.is_in(stored, value_set=chunk)).to_pylist())
+        return found
 
-        if not self.pending:
+    def flush(self) -> None:
+        """Store the files of the rows kept since the last flush."""
+        import pyarrow as pa
+
+        from minidrama.writer import PARQUET_CONTENT_TYPE
+
+        if not self.files.rows:
             return
-        # A row's place in the call: its file, then its line.
-        orders = [
-            pc.add(pa.array(item.checked.lines, pa.int64()), self.files[item.path] << 40)
-            for item in self.pending
-        ]
-        table = pa.concat_tables([item.checked.table for item in self.pending])
-        order = pa.concat_arrays(orders) if orders else pa.array([], pa.int64())
-        keep = _stored_first_copies(table.column("event_id"), order, self.stored_ids)
-        if keep is not None:  # a later copy counts as accepted (it was), but is not stored
-            table, order = table.filter(keep), order.filter(keep)
-        stored = (
-            dict(zip(table.column("event_id").to_pylist(), order.to_pylist(), strict=True))
-            if any(item.checked.refused for item in self.pending)
-            else {}
-        )
-        for item in self.pending:
-            refused = []
-            for rejection in item.checked.refused:
-                first = stored.get(rejection.event_id)
-                earlier = first is not None and first < (self.files[item.path] << 40 | rejection.index)
-                if earlier or any(
-                    pc.any(pc.is_in(pa.array([rejection.event_id]), ids)).as_py() for ids in self.stored_ids
-                ):
-                    # stored by an earlier line of the call: the per-event path counts it as a repeat
-                    self.accepted += 1
-                    self.rejected -= 1
-                else:
-                    refused.append(rejection)
-            rejected = sorted([*item.checked.rejected, *refused], key=lambda rejection: rejection.index)
-            write_quarantine(self.storage, self.app.app_id, item.received_at, rejected, source=str(item.path))
-        write_table(self.storage, self.app.app_id, table)
-        self.stored_ids.append(table.column("event_id").combine_chunks())
-        self.pending, self.rows = [], 0
-
-
-def _stored_first_copies(ids: Any, order: Any, stored: list[Any]) -> Any:
-    """The mask of the rows to store (the first copy of each id, in ``order``, that no earlier flush
-    stored), or None when every row is one."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    table = pa.table({"id": ids, "order": order})
-    firsts = table.group_by("id").aggregate([("order", "min")])
-    keep = (
-        None if firsts.num_rows == table.num_rows else pc.is_in(order, value_set=firsts.column("order_min"))
-    )
-    for earlier in stored:
-        written = pc.is_in(ids, value_set=earlier)
-        if pc.any(written).as_py():
-            fresh = pc.invert(written)
-            keep = fresh if keep is None else pc.and_(keep, fresh)
-    return keep
+        for key, data in self.files.close():
+            self.storage.put_bytes(key, data, PARQUET_CONTENT_TYPE)
+        self.stored_ids.append(pa.array(list(self.ids), pa.string()))
+        self.ids = set()
 
 
 def ingest_files(
@@ -821,12 +864,12 @@ def ingest_files(
     accepted = rejected = 0
     reading = paths[0]
 
-    def bulk_chunks(progress: Progress) -> Iterator[tuple[Path, int, bytes]]:
+    def bulk_chunks(progress: Progress) -> Iterator[tuple[Path, int, int, int]]:
         nonlocal reading
         for path in paths:
             reading = path
-            for first, block in _byte_blocks(path, progress, BULK_CHUNK_LINES):
-                yield path, first, block
+            for first, offset, length in _line_spans(path, progress, BULK_CHUNK_LINES):
+                yield path, first, offset, length
 
     with Progress(total_bytes, "ingest", unit="B", quiet=quiet) as progress:
         try:
