@@ -43,7 +43,7 @@ from minidrama.iso_codes import COUNTRY_CODES
 from minidrama.lake import RATES_CONFIG_KEY, LocalStorage
 from minidrama.schema import AMOUNT_SCALE, FUNNEL_PAGE_VIEWS, KNOWN_PROPERTIES
 from minidrama.validation import MAX_AMOUNT, MAX_INT, MAX_PROPERTIES_LENGTH
-from minidrama.writer import EVENTS_SCHEMA, ParquetSink, encode_table, write_events
+from minidrama.writer import EVENTS_SCHEMA, ParquetSink, PartitionFiles, encode_table, write_events
 
 RECEIVED_AT = datetime(2026, 11, 28, 12, 0, 0, 250_000, tzinfo=UTC)
 APP_ID = "app"
@@ -1154,8 +1154,10 @@ def compare(
     monkeypatch: pytest.MonkeyPatch,
     *,
     chunk: int | None = None,
+    one_file: bool = True,
 ) -> tuple[Outcome, Outcome]:
-    """Ingest the lines with both paths into fresh lakes; assert the outcomes are the same."""
+    """Ingest the lines with both paths into fresh lakes; assert the outcomes are the same (and,
+    with ``one_file``, that the bulk path wrote one file per partition)."""
     if chunk is not None:
         monkeypatch.setattr(ingestion, "BULK_CHUNK_LINES", chunk)
     path = write_file(workdir / "events.ndjson", lines)
@@ -1167,7 +1169,8 @@ def compare(
     assert bulk.table.equals(per_event.table), describe_rows(per_event.table, bulk.table)
     assert bulk.printed == per_event.printed
     assert bulk.quarantine_dirs == per_event.quarantine_dirs
-    assert all(count == 1 for count in bulk.files_per_partition.values()), bulk.files_per_partition
+    if one_file:
+        assert all(count == 1 for count in bulk.files_per_partition.values()), bulk.files_per_partition
     nonblank = sum(1 for line in lines if line.data.strip())
     assert per_event.printed["accepted"] + per_event.printed["rejected"] == nonblank
     assert per_event.printed["rejected"] == len(per_event.quarantine)
@@ -1338,6 +1341,26 @@ def test_worker_processes_give_the_same_outcome(
     assert per_event.printed["accepted"] > 1_000
     # AND the chunks were checked in other processes: none deferred an event in this one
     assert slow_path.deferred == 0
+
+
+def test_a_call_flushed_several_times_in_row_groups_gives_the_same_outcome(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN every case, twice over, in chunks of 7 lines, the call's files stored every 60 rows
+    # and its rows encoded in row groups of 5 (the largest hour's as soon as 12 are kept): so
+    # duplicates and refused events meet the ids of earlier flushes, and files hold many groups
+    monkeypatch.setattr(ingestion, "BULK_FLUSH_ROWS", 60)
+    monkeypatch.setattr(PartitionFiles, "ROW_GROUP_ROWS", 5)
+    monkeypatch.setattr(PartitionFiles, "KEPT_ROWS", 12)
+    lines = every_case(seed=3) + every_case(seed=4)
+    # WHEN ingested by both paths THEN they agree, row for row and rejection for rejection
+    per_event, bulk = compare(lines, tmp_path, capsys, monkeypatch, chunk=7, one_file=False)
+    # AND the bulk path wrote several files of some partitions, several row groups in some files
+    assert max(bulk.files_per_partition.values()) > 1
+    groups = [pq.ParquetFile(path).metadata.num_row_groups for path in (tmp_path / "bulk").rglob("*.parquet")]
+    assert max(groups) > 1
 
 
 def test_a_big_file_of_mostly_valid_events(
