@@ -1258,7 +1258,7 @@ def assert_fast_path_stored_every_kind(outcome: Outcome, slow: SlowPath, lines: 
     """Most lines were not deferred, and the column-wise checks stored events of every kind."""
     assert slow.deferred < 0.9 * len([line for line in lines if line.data.strip()])
     fast = {name for event_id, name in outcome.stored_names.items() if event_id not in slow.accepted_ids}
-    assert {"app_launch", "session_end", "redeem_order", "my_custom_event"} <= fast, fast
+    assert {"app_launch", "session_end", "redeem_order", "recharge_order", "my_custom_event"} <= fast, fast
     assert fast & set(FUNNEL_PAGE_VIEWS), fast
 
 

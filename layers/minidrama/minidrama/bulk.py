@@ -6,16 +6,19 @@ one request to the local server) and returns the accepted rows as one Arrow tabl
 :func:`minidrama.validation.validate_events` would decide them. How:
 
 1. **Decode** each line with msgspec into a typed record, which checks the types as it reads,
-   in C: a launch, session end or redeem order holding its typed properties alone, each of its
-   type (:class:`_Typed`), else any event whose base fields are strings and ``properties`` a flat
-   object of strings, integers, booleans and nulls (:class:`_Plain`). A line of another shape is
+   in C: a launch, session end, redeem or recharge order holding its typed properties alone,
+   each of its type (:class:`_Typed`; a recharge order's amount is kept as its text, read
+   exactly as a Decimal, and the order's money checked and converted by the per-event
+   validator's own rules, :func:`minidrama.validation.recharge_order_columns`), else any event
+   whose base fields are strings and ``properties`` a flat object of strings, integers,
+   booleans and nulls (:class:`_Plain`). A line of another shape is
    decoded by orjson (several times faster than ``json``); a line neither can decode, and an
    event holding a non-integral number anywhere, is *deferred*: money and other decimals must be
    read exactly (``parse_float=Decimal``), and a line that is not JSON or not UTF-8 gets the
    per-event path's own message.
 2. **Plain shapes** (a Python pass that only looks at types): every field the string it must be,
    integers that are ints in range, ``properties`` an object without decimals. Anything else is
-   deferred. ``recharge_order`` events (money, rates) are always deferred.
+   deferred. A ``recharge_order`` of another shape (extra properties, say) is always deferred.
 3. **Column-wise rules** (Arrow compute over the chunk): identifier and text lengths, the event
    name pattern, ASCII ``os`` lower-cased, ``region`` in the ISO 3166 list, ``event_time`` parsed
    as RFC 3339 (a strict shape: ``T``, 1-6 fraction digits, ``Z`` or ``±HH:MM``) and not more than
@@ -64,6 +67,7 @@ from minidrama.validation import (
     MAX_OS_LENGTH,
     MAX_TEXT_LENGTH,
     Rejection,
+    recharge_order_columns,
     validate_events,
 )
 from minidrama.writer import EVENTS_SCHEMA, rows_to_table
@@ -92,7 +96,7 @@ _REGIONS = pa.array(sorted(COUNTRY_CODES), pa.string())
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _COLUMN_NAMES = [name for name, _ in EVENT_COLUMNS]
 
-# Typed properties, per event name, the fast path fills (recharge orders are always deferred).
+# Typed properties, per event name, the fast path fills.
 _LAUNCH_TEXTS = ("device_brand", "device_model", "tiktok_version", "gender", "age_group")
 _TYPED = {name: frozenset(keys) for name, keys in KNOWN_PROPERTIES.items()}
 _SESSION_NAMES = pa.array(["app_launch", "session_end"], pa.string())
@@ -167,6 +171,14 @@ class _RedeemProperties(msgspec.Struct, gc=False, forbid_unknown_fields=True):
     beans: _UInt
 
 
+class _RechargeProperties(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    order_id: str
+    amount: msgspec.Raw  # its text: a number is read exactly (Decimal), anything else deferred
+    currency: str
+    beans: _UInt | None = None
+    product_id: str | None = None
+
+
 class _Launch(_Typed, tag="app_launch"):
     properties: _LaunchProperties
 
@@ -179,10 +191,33 @@ class _Redeem(_Typed, tag="redeem_order"):
     properties: _RedeemProperties
 
 
-_TYPED_LINE = msgspec.json.Decoder(_Launch | _SessionEnd | _Redeem)
+class _Recharge(_Typed, tag="recharge_order"):
+    properties: _RechargeProperties
+
+
+_TYPED_LINE = msgspec.json.Decoder(_Launch | _SessionEnd | _Redeem | _Recharge)
 _TYPED_NAMES: dict[type, str] = {
-    kind: str(kind.__struct_config__.tag) for kind in (_Launch, _SessionEnd, _Redeem)
+    kind: str(kind.__struct_config__.tag) for kind in (_Launch, _SessionEnd, _Redeem, _Recharge)
 }
+_NUMBER_START = frozenset(b"-0123456789")  # of a JSON value's text: a number
+
+
+def _money(order: _RechargeProperties, currency: str, rates: Rates) -> tuple[Any, ...] | None:
+    """A typed recharge order's columns (order_id, amount, original_amount, currency, beans,
+    product_id) as the per-event validator gives them, its amount read exactly from its text and
+    converted by the same rules (:func:`minidrama.validation.recharge_order_columns`); None to
+    defer it (an amount that is not a number, any rule it breaks)."""
+    text = bytes(order.amount)
+    if not text or text[0] not in _NUMBER_START:
+        return None
+    properties = {
+        "order_id": order.order_id,
+        "amount": Decimal(text.decode("ascii")),  # a JSON number's text is ASCII
+        "currency": order.currency,
+        "beans": order.beans,
+        "product_id": order.product_id,
+    }
+    return recharge_order_columns(properties, currency, rates)
 
 
 _EXACT_LINE = msgspec.json.Decoder(float_hook=Decimal)
@@ -286,12 +321,13 @@ def _uint(value: Any) -> bool:
 
 
 _BASE = ("event_id", "event_name", "event_time", "user_id", "session_id", "os", "region")
-# The typed columns the fast path fills, per event name (others: none; recharge orders: deferred).
+# The typed columns the fast path fills, per event name (others: none).
 _GROUP_COLUMNS: dict[str | None, tuple[str, ...]] = {
     None: (),
     "app_launch": ("entry_point", "success", "launch_ms", *_LAUNCH_TEXTS),
     "session_end": ("duration_ms",),
     "redeem_order": ("order_id", "product_id", "beans"),
+    "recharge_order": ("order_id", "amount", "original_amount", "currency", "beans", "product_id"),
 }
 
 
@@ -334,19 +370,28 @@ _NO_SESSION = (str, str, str, str, type(None), str, str)  # ... or not
 _SCALARS = frozenset((str, int, bool, type(None)))
 
 
-def _sort_plain(events: Sequence[Any]) -> tuple[dict[str | None, _Group], list[int]]:
+def _sort_plain(
+    events: Sequence[Any], currency: str, rates: Rates
+) -> tuple[dict[str | None, _Group], list[int]]:
     """The events whose every value has the type its rule needs, by kind; the positions of the
     others (deferred to the per-event path)."""
     groups = {name: _Group(columns) for name, columns in _GROUP_COLUMNS.items()}
     generic = groups[None]
-    # recharge orders map to None: money is read exactly, by the per-event path
     group_of: dict[str, _Group | None] = {name: groups.get(name) for name in _TYPED}
+    # a recharge order takes the fast path only as a typed record, its amount's text read exactly
+    group_of["recharge_order"] = None
     deferred: list[int] = []
     typed_groups = {kind: groups[name] for kind, name in _TYPED_NAMES.items()}
     for position, event in enumerate(events):
         kind = type(event)
         group = typed_groups.get(kind)
         if group is not None:  # its typed properties checked, and no others
+            typed_columns = (
+                _money(event.properties, currency, rates) if kind is _Recharge else astuple(event.properties)
+            )
+            if typed_columns is None:
+                deferred.append(position)
+                continue
             group.positions.append(position)
             group.base.append(
                 (
@@ -359,7 +404,7 @@ def _sort_plain(events: Sequence[Any]) -> tuple[dict[str | None, _Group], list[i
                     event.region,
                 )
             )
-            group.typed.append(astuple(event.properties))
+            group.typed.append(typed_columns)
             group.extras.append({})
             continue
         if kind is _Plain:  # its types are checked: strings, and a flat object of scalars
@@ -532,7 +577,7 @@ def check_bulk(
     event whose id is in it counts as accepted and is not stored again (the first copy stands),
     as the per-event path does within its batch.
     """
-    groups, deferred = _sort_plain(events)
+    groups, deferred = _sort_plain(events, currency, rates)
     present = [group for group in groups.values() if group.positions]
     candidates, ok = _candidates_table(present, received_at)
     flags = ok.to_pylist()

@@ -767,8 +767,9 @@ class _BulkFile:
         self.rejected += len(checked.rejected) + len(checked.refused)
         ids = table.column("event_id").to_pylist()
         earlier = self._stored_before([*ids, *(rejection.event_id for rejection in checked.refused)])
-        keep = [event_id not in self.ids and event_id not in earlier for event_id in ids]
-        if not all(keep):  # a later copy counts as accepted (it was), but is not stored
+        if not (self.ids.isdisjoint(ids) and earlier.isdisjoint(ids)):
+            # a later copy counts as accepted (it was), but is not stored
+            keep = [event_id not in self.ids and event_id not in earlier for event_id in ids]
             table = table.filter(pa.array(keep, pa.bool_()))
             ids = [event_id for event_id, kept in zip(ids, keep, strict=True) if kept]
         refused = []

@@ -65,6 +65,7 @@ __all__ = [
     "ValidationResult",
     "validate_events",
     "validate_event",
+    "recharge_order_columns",
     "MAX_ID_LENGTH",
     "MAX_OS_LENGTH",
     "MAX_TEXT_LENGTH",
@@ -452,6 +453,26 @@ def _recharge_order(
         errors.append(f"currency: no conversion rate from {order_currency} to {currency} configured")
         return
     row["amount"] = converted
+
+
+def recharge_order_columns(properties: dict[str, Any], currency: str, rates: Rates) -> tuple[Any, ...] | None:
+    """The columns a valid recharge order's properties give (order_id, amount, original_amount,
+    currency, beans, product_id), by the rules of :func:`validate_events`; None when they break
+    any (the bulk path then defers the event to :func:`validate_events`, which says why)."""
+    errors: list[str] = []
+    row: dict[str, Any] = {}
+    _recharge_order(errors, properties, row, currency, rates)
+    if errors:
+        return None
+    get = row.get
+    return (
+        get("order_id"),
+        get("amount"),
+        get("original_amount"),
+        get("currency"),
+        get("beans"),
+        get("product_id"),
+    )
 
 
 def _redeem_order(
