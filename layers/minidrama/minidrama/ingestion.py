@@ -339,6 +339,21 @@ def ingest_body(
     the answer of :func:`ingest` of :func:`parse_request_body`'s events, the same rows stored and
     the same rejections, the same :class:`RequestError` for a body that is refused. Durable on
     return, as :func:`ingest`."""
+    from minidrama.bulk import collector_paused
+
+    with collector_paused():
+        return _ingest_body(storage, sink, app, body, received_at=received_at, rates=rates)
+
+
+def _ingest_body(
+    storage: Storage,
+    sink: TableSink,
+    app: AppConfig,
+    body: bytes,
+    *,
+    received_at: datetime,
+    rates: Rates,
+) -> IngestResult:
     from minidrama.bulk import check_bulk, decode_body, decode_exactly
 
     decoded = decode_body(body) if len(body) <= MAX_BODY_BYTES and not too_deep(body) else None
@@ -637,6 +652,15 @@ def _check_lines(
     """Check one block of lines, the first numbered ``first`` (:func:`minidrama.bulk.check_bulk`).
     Blank lines are skipped; a line that is not JSON or not UTF-8 is rejected as the per-event path
     rejects it."""
+    from minidrama.bulk import collector_paused
+
+    with collector_paused():
+        return _check_block(first, block, received_at, currency, rates)
+
+
+def _check_block(
+    first: int, block: bytes, received_at: datetime, currency: str, rates: Rates
+) -> _ChunkChecked:
     from minidrama.bulk import check_bulk, decode_exactly, decode_lines
 
     lines = [(first + offset, line) for offset, line in enumerate(block.split(b"\n")) if line.strip()]
