@@ -32,7 +32,7 @@ import re
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -749,35 +749,31 @@ class _BulkFile:
         self,
         chunks: Iterator[tuple[Path, int, int, int]],
         clock: Callable[[], datetime],
-        workers: int,
+        pool: tuple[Any, int] | None,
     ) -> Iterator[_Pending]:
-        """Each chunk (a span of a file: :func:`_line_spans`) checked, in order; with ``workers``
-        > 1, by that many worker processes."""
+        """Each chunk (a span of a file: :func:`_line_spans`) checked, in order: by the worker
+        processes of ``pool`` (:func:`_worker_pool`: the pool and how many), or here when None."""
         currency, rates = self.app.currency, self.rates
-        if workers <= 1:
+        if pool is None:
             for path, first, offset, length in chunks:
                 received_at = clock()
                 checked = _check_span(path, first, offset, length, received_at, currency, rates)
                 yield _Pending(path, received_at, checked)
             return
-        import multiprocessing
         from collections import deque
-        from concurrent.futures import ProcessPoolExecutor
 
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["minidrama.bulk"])
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            jobs: deque[Any] = deque()
-            for path, first, offset, length in chunks:
-                received_at = clock()
-                job = pool.submit(_check_span, path, first, offset, length, received_at, currency, rates)
-                jobs.append((path, received_at, job))
-                if len(jobs) > workers:  # bounded: a chunk per worker and one waiting
-                    done_path, done_at, done = jobs.popleft()
-                    yield _Pending(done_path, done_at, done.result())
-            while jobs:
+        executor, workers = pool
+        jobs: deque[Any] = deque()
+        for path, first, offset, length in chunks:
+            received_at = clock()
+            job = executor.submit(_check_span, path, first, offset, length, received_at, currency, rates)
+            jobs.append((path, received_at, job))
+            if len(jobs) > 2 * workers:  # bounded: two chunks per worker and one waiting
                 done_path, done_at, done = jobs.popleft()
                 yield _Pending(done_path, done_at, done.result())
+        while jobs:
+            done_path, done_at, done = jobs.popleft()
+            yield _Pending(done_path, done_at, done.result())
 
     def add(self, pending: _Pending) -> None:
         """A chunk's outcome, in input order: its rows whose event id no earlier chunk kept go
@@ -869,23 +865,71 @@ def ingest_files(
     (the API's path) and written at once. Both give the same rows and rejections. ``clock`` gives
     each chunk its receipt time.
     """
+    with ExitStack() as stack:
+        # Worker processes pay off once there are a few chunks to share; they start (~0.5 s)
+        # while the files are checked.
+        pool = stack.enter_context(_worker_pool()) if bulk and _sizes(paths) >= PARALLEL_BYTES else None
+        total_bytes = 0
+        for path in paths:
+            try:
+                total_bytes += _check_file(path)
+            except OSError as error:
+                print(
+                    f"minidrama: cannot read {path}: {error.strerror or error} (nothing was ingested)",
+                    file=sys.stderr,
+                )
+                return 2
+        return _ingest_checked_files(
+            storage, app, paths, total_bytes, pool, quiet=quiet, bulk=bulk, clock=clock
+        )
+    raise AssertionError("unreachable")  # (mypy: the with statement may swallow an exception)
+
+
+def _sizes(paths: list[Path]) -> int:
+    """The files' sizes as their names say (0 for one that cannot be looked at: checked later)."""
+    total = 0
+    for path in paths:
+        with suppress(OSError):
+            total += path.stat().st_size
+    return total
+
+
+@contextmanager
+def _worker_pool() -> Iterator[tuple[Any, int]]:
+    """The bulk path's worker processes (one per core, at most :data:`MAX_WORKERS`), started at
+    once: the pool and how many."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["minidrama.bulk"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for _ in range(workers):
+            pool.submit(_started)
+        yield pool, workers
+
+
+def _started() -> None:
+    """A no-op: submitting one per worker starts the worker processes."""
+
+
+def _ingest_checked_files(
+    storage: Storage,
+    app: AppConfig,
+    paths: list[Path],
+    total_bytes: int,
+    pool: tuple[Any, int] | None,
+    *,
+    quiet: bool,
+    bulk: bool,
+    clock: Callable[[], datetime],
+) -> int:
     from minidrama.writer import ParquetSink  # pyarrow: see ingest_events
 
-    total_bytes = 0
-    for path in paths:
-        try:
-            total_bytes += _check_file(path)
-        except OSError as error:
-            print(
-                f"minidrama: cannot read {path}: {error.strerror or error} (nothing was ingested)",
-                file=sys.stderr,
-            )
-            return 2
     sink = ParquetSink(storage)
     rates = load_rates(storage)
     batch = _BulkFile(storage, app, rates)
-    # Worker processes pay off once there are a few chunks to share (their start takes ~0.5 s).
-    workers = min(os.cpu_count() or 1, MAX_WORKERS) if total_bytes >= PARALLEL_BYTES else 1
     accepted = rejected = 0
     reading = paths[0]
 
@@ -899,7 +943,7 @@ def ingest_files(
     with Progress(total_bytes, "ingest", unit="B", quiet=quiet) as progress:
         try:
             if bulk:
-                for pending in batch.checked(bulk_chunks(progress), clock, workers):
+                for pending in batch.checked(bulk_chunks(progress), clock, pool):
                     batch.add(pending)
             else:
                 for path in paths:

@@ -223,6 +223,9 @@ class PartitionFiles:
     def _encode(self, hour: datetime) -> None:
         pieces = self.kept.pop(hour)
         del self.kept_rows[hour]
+        self._write(hour, pieces)
+
+    def _write(self, hour: datetime, pieces: list[pa.Table]) -> None:
         rows = (
             pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces).combine_chunks().sort_by(_TABLE_ORDER)
         )
@@ -232,9 +235,12 @@ class PartitionFiles:
         self.writers[hour][1].write_table(rows, row_group_size=rows.num_rows)
 
     def close(self) -> list[tuple[str, bytes]]:
-        """The files (key, bytes), by hour; the object is then empty, ready for more rows."""
-        for hour in list(self.kept):
-            self._encode(hour)
+        """The files (key, bytes), by hour; the object is then empty, ready for more rows. The
+        rows still kept are encoded two hours at a time (nothing else is left to do then)."""
+        rest, self.kept, self.kept_rows = self.kept, defaultdict(list), defaultdict(int)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for done in [pool.submit(self._write, hour, pieces) for hour, pieces in rest.items()]:
+                done.result()
         files = []
         for hour in sorted(self.writers):
             sink, writer = self.writers[hour]
