@@ -65,6 +65,16 @@ def start_serve(lake: Path, log: Path | None = None, port: int = 0) -> Served:
     return Served(line.split("listening on ", 1)[1].split()[0].rstrip("/"), process)
 
 
+def settled(lake: Path, timeout: float = 30.0) -> None:
+    """Wait until what `minidrama serve` acknowledged is in the lake's files: its journal holds no
+    segment (one exists from the first journaled batch until the flusher has stored it)."""
+    deadline = time.monotonic() + timeout
+    while any((lake / ".journal").glob("*.journal")):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the journal of {lake} was not stored within {timeout} s")
+        time.sleep(0.05)
+
+
 def stop_serve(served: Served) -> int:
     """SIGTERM, then the exit code (the server stops gracefully)."""
     served.process.send_signal(signal.SIGTERM)

@@ -33,7 +33,7 @@ from tests.contract import (
     documented_statuses,
     gateway_answers,
 )
-from tests.e2e.serving import raw_exchange, register, start_serve, stop_serve
+from tests.e2e.serving import raw_exchange, register, settled, start_serve, stop_serve
 
 APP = "e2e-app"
 
@@ -74,6 +74,7 @@ class Server:
             return error.code, json.loads(error.read()), dict(error.headers)
 
     def stored(self) -> list[dict[str, Any]]:
+        settled(self.lake)
         if not (self.lake / "events").exists():
             return []
         dataset = ds.dataset(self.lake / "events", format="parquet", partitioning="hive")
@@ -83,6 +84,7 @@ class Server:
         return {row["event_id"] for row in self.stored()}
 
     def quarantined(self) -> list[dict[str, Any]]:
+        settled(self.lake)
         return [
             json.loads(line)
             for path in sorted((self.lake / "quarantine").rglob("*.jsonl"))

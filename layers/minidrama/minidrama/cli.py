@@ -77,6 +77,16 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _flush_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text}")
+    return value
+
+
 def _workers(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 64:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of worker processes (1 to 64)")
@@ -347,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="processes resolving requests (default: one per core; 1 resolves them on a thread)",
     )
+    serve.add_argument(
+        "--flush-seconds",
+        type=_flush_seconds,
+        default=1.0,
+        help="accepted events are journaled before the 202 and stored in the lake's Parquet files "
+        "this often (default 1; 0 stores each batch in the lake's files before its 202)",
+    )
 
     demo = _command(
         commands, "demo", help="simulate a demo app for weeks, compute every day, render the report"
@@ -553,6 +570,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from minidrama.server import serve
 
-        serve(storage, host=args.host, port=args.port, workers=args.workers or os.cpu_count() or 1)
+        serve(
+            storage,
+            host=args.host,
+            port=args.port,
+            workers=args.workers or os.cpu_count() or 1,
+            flush_seconds=args.flush_seconds or None,
+        )
         return 0
     raise AssertionError(f"unhandled command {args.command}")

@@ -48,6 +48,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import h11
@@ -64,7 +65,9 @@ from minidrama.gateway import (
     proxy_event,
 )
 from minidrama.ingestion import MAX_BODY_BYTES
-from minidrama.lake import Storage
+from minidrama.journal import Accepted as _Accepted
+from minidrama.journal import Journal, read_segment
+from minidrama.lake import LocalStorage, Storage
 from minidrama.reading import Reader
 from minidrama.router import build_router
 from minidrama.tokens import LakeSecret
@@ -75,6 +78,8 @@ __all__ = ["Limits", "LocalServer", "serve", "serve_in_background"]
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 64 * 1024
+JOURNAL_DIRECTORY = ".journal"  # of a local lake: minidrama.journal's segments
+FLUSH_SECONDS = 1.0  # minidrama serve's default: the journal's outcomes stored in the lake each second
 
 
 @dataclass(frozen=True)
@@ -94,16 +99,43 @@ class Limits:
 
 class _GroupWriter:
     """Writes the outcomes of concurrent requests together (group commit): one writer thread takes
-    every request queued while it wrote the last group and stores their rows as one Parquet file
-    per app and hour partition, and their quarantine files, syncing each directory once; then it
+    every request queued while it wrote the last group, makes their outcomes durable, then
     completes each request's future. A request's answer waits for its future, so nothing is
-    answered before it is durable; meanwhile the routers check the next requests."""
+    answered before it is durable; meanwhile the routers check the next requests.
 
-    def __init__(self, storage: Storage) -> None:
+    Without a journal, durable means stored: the group's rows as one Parquet file per app and hour
+    partition, and their quarantine files, each directory synced once. With one
+    (:mod:`minidrama.journal`), durable means one synced record of the journal: a flusher thread
+    stores the outcomes of up to ``flush_seconds`` (or :data:`FLUSH_ROWS` rows) at a time as
+    files, then deletes their segments; what a killed server's journal holds is stored when the
+    next one starts (:meth:`recover`), and :meth:`close` stores everything."""
+
+    FLUSH_ROWS = 200_000
+
+    def __init__(self, storage: Storage, journal: Journal | None = None, flush_seconds: float = 1.0) -> None:
         self.storage = storage
+        self.journal = journal
+        self.flush_seconds = flush_seconds
         self._queue: queue.SimpleQueue[tuple[_Accepted, Future[None]] | None] = queue.SimpleQueue()
+        self._flushes: queue.SimpleQueue[tuple[list[Path], list[_Accepted]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="minidrama-writer", daemon=True)
+        self._flusher = threading.Thread(target=self._flush_run, name="minidrama-flusher", daemon=True)
         self._thread.start()
+        if journal is not None:
+            self._flusher.start()
+
+    def recover(self) -> int:
+        """Store what a journal left by a server that did not stop cleanly holds; returns how many
+        rows. Before serving: the journal's own writer has not begun."""
+        if self.journal is None:
+            return 0
+        rows = 0
+        for segment in self.journal.segments():
+            outcomes = read_segment(segment)
+            self.storage.put_many(_files(outcomes))
+            self.journal.remove(segment)
+            rows += sum(outcome.table.num_rows for outcome in outcomes)
+        return rows
 
     def submit(self, accepted: _Accepted) -> Future[None]:
         done: Future[None] = Future()
@@ -111,27 +143,70 @@ class _GroupWriter:
         return done
 
     def close(self) -> None:
-        """Write what is queued, then stop."""
+        """Write what is queued, store what the journal holds, then stop."""
         self._queue.put(None)
         self._thread.join()
+        if self.journal is not None:
+            self._flushes.put(None)
+            self._flusher.join()
 
     def _run(self) -> None:
+        pending: list[_Accepted] = []  # in the journal, not yet handed to the flusher
+        pending_rows, due = 0, 0.0
         stopping = False
         while not stopping:
-            group = [self._queue.get()]
+            try:
+                timeout = max(due - time.monotonic(), 0.0) if pending else None
+                group = [self._queue.get(timeout=timeout)]
+            except queue.Empty:
+                group = []
             with suppress(queue.Empty):
                 while True:
                     group.append(self._queue.get_nowait())
             stopping = None in group
             queued = [item for item in group if item is not None]
-            try:
-                self.storage.put_many(_files([accepted for accepted, _done in queued]))
-            except Exception as error:  # each request's answer becomes a 503: nothing is lost
-                for _accepted, done in queued:
-                    done.set_exception(error)
-            else:
+            if queued:
+                outcomes = [accepted for accepted, _done in queued]
+                try:
+                    if self.journal is None:
+                        self.storage.put_many(_files(outcomes))
+                    else:
+                        self.journal.append(outcomes)
+                except Exception as error:  # each request's answer becomes a 503: nothing is lost
+                    for _accepted, done in queued:
+                        done.set_exception(error)
+                    continue
                 for _accepted, done in queued:
                     done.set_result(None)
+                if self.journal is not None:
+                    if not pending:
+                        due = time.monotonic() + self.flush_seconds
+                    pending += outcomes
+                    pending_rows += sum(outcome.table.num_rows for outcome in outcomes)
+            flush = stopping or pending_rows >= self.FLUSH_ROWS or time.monotonic() >= due
+            if self.journal is not None and pending and flush:
+                self._flushes.put((self.journal.rotate(), pending))
+                pending, pending_rows = [], 0
+
+    def _flush_run(self) -> None:
+        assert self.journal is not None
+        while (item := self._flushes.get()) is not None:
+            segments, outcomes = item
+            files = _files(outcomes)
+            for attempt in range(1, 6):
+                try:
+                    self.storage.put_many(files)
+                except Exception:  # durable in the journal meanwhile
+                    logger.exception(
+                        "storing the journal's events in the lake failed (attempt %d of 5)", attempt
+                    )
+                    time.sleep(attempt)
+                    continue
+                for segment in segments:
+                    self.journal.remove(segment)
+                break
+            else:  # left in the journal: the next start of the server stores them
+                logger.error("the journal keeps %s until the server starts again", [str(s) for s in segments])
 
 
 def _files(outcomes: list[_Accepted]) -> list[tuple[str, bytes, str | None]]:
@@ -149,16 +224,6 @@ def _files(outcomes: list[_Accepted]) -> list[tuple[str, bytes, str | None]]:
             ]
     files += [(*outcome.quarantine, "application/x-ndjson") for outcome in outcomes if outcome.quarantine]
     return files
-
-
-@dataclass(frozen=True)
-class _Accepted:
-    """What an events request resolved by the bulk path leaves to store: its accepted rows (Arrow)
-    and its quarantine file; the server's group writer stores them before the answer."""
-
-    app_id: str
-    table: Any
-    quarantine: tuple[str, bytes] | None
 
 
 class _LakeSink:
@@ -265,17 +330,35 @@ def _url(host: str, port: int) -> str:
 class LocalServer:
     """The HTTP API (events, read API, dashboard) on ``storage``; :meth:`run` serves until :meth:`stop`."""
 
-    def __init__(self, storage: Storage, limits: Limits | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        limits: Limits | None = None,
+        workers: int = 1,
+        flush_seconds: float | None = None,
+    ) -> None:
         self.storage = storage
         self.limits = limits or Limits()
         self.workers = workers
+        # The journal (minidrama.journal) on a local lake when flush_seconds is given; else each
+        # group of requests is stored in the lake's files before its answers.
+        journal = (
+            Journal(storage.root / JOURNAL_DIRECTORY)
+            if flush_seconds is not None and isinstance(storage, LocalStorage)
+            else None
+        )
+        self._writer = _GroupWriter(storage, journal, flush_seconds or 0.0)
+        recovered = self._writer.recover()
+        if recovered:
+            logger.info(
+                "stored %d events the journal held from the last run (it did not stop cleanly)", recovered
+            )
         if workers > 1:
             self._resolver: _Resolver | None = None
             self._executor: Executor = self._worker_pool()
         else:
             self._resolver = _Resolver(storage)
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minidrama-router")
-        self._writer = _GroupWriter(storage)
         self._connections: set[asyncio.Task[None]] = set()
         self._idle: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -624,9 +707,12 @@ def serve(
     port: int = 8080,
     limits: Limits | None = None,
     workers: int = 1,
+    flush_seconds: float | None = FLUSH_SECONDS,
 ) -> None:
     """Serve until SIGTERM or Ctrl-C with ``workers`` processes resolving requests (1: a thread of
-    this one); prints the URL it listens on (the real port when ``port`` is 0)."""
+    this one); prints the URL it listens on (the real port when ``port`` is 0). Accepted events
+    are journaled and stored in the lake's files every ``flush_seconds`` (None: stored before
+    each answer)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     def listening(bound_host: str, bound_port: int) -> None:
@@ -637,7 +723,8 @@ def serve(
             flush=True,
         )
 
-    asyncio.run(LocalServer(storage, limits, workers).run(host, port, listening, handle_signals=True))
+    server = LocalServer(storage, limits, workers, flush_seconds)
+    asyncio.run(server.run(host, port, listening, handle_signals=True))
 
 
 @contextmanager
@@ -647,10 +734,13 @@ def serve_in_background(
     port: int = 0,
     limits: Limits | None = None,
     workers: int = 1,
+    flush_seconds: float | None = None,
 ) -> Iterator[str]:
     """The server on a thread of this process for the ``with`` block (tests, embedding); yields its
-    URL. With ``workers`` > 1, requests are resolved by that many processes (``storage`` must pickle)."""
-    server = LocalServer(storage, limits, workers)
+    URL. With ``workers`` > 1, requests are resolved by that many processes (``storage`` must pickle).
+    Accepted events are stored in the lake's files before each answer, unless ``flush_seconds``
+    is given (the journal, as ``minidrama serve`` runs)."""
+    server = LocalServer(storage, limits, workers, flush_seconds)
     listening = threading.Event()
     bound: list[str] = []
     failure: list[BaseException] = []
