@@ -7,10 +7,14 @@ Every answer must be 202 with all events counted. Reports events/s (events ackno
 wall time from the first request to the last answer) and the median latency of a request, median
 of --runs, each run on a new server and lake.
 
-Three servers, runs alternating: the default (``minidrama serve``: worker processes, one per
-core, the bulk path), the same with one process (``--workers 1``: requests resolved on a thread of
-the server, as before the worker processes), and one process with the per-event path (the ingest
-function's), the baseline of the ratios:
+Four servers, runs alternating: the default (``minidrama serve``: worker processes, one per
+core, the bulk path, accepted events journaled before the 202 and stored in the lake's Parquet
+files every second), the same storing each group of batches in the lake's files before their
+202s (``--flush-seconds 0``, as before the journal), the default with one process (``--workers
+1``: requests resolved on a thread of the server), and one process with the per-event path (the
+ingest function's; each batch written to the lake's files before its 202), the baseline of the
+ratios. After each run the lake must hold every accepted event once (and the quarantine every
+rejected one), in how many Parquet files is reported:
 
     .venv/bin/python bench/serve_ingest_bench.py [--runs 3] [--clients 4] [--batch 500] [--requests 60]
 """
@@ -29,6 +33,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_server import serving  # noqa: E402
@@ -63,8 +69,9 @@ def bodies(clients: int, requests: int, batch: int) -> list[list[bytes]]:
 # variant -> (the server's command, its --workers)
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "workers": ([PYTHON, "-m", "minidrama"], []),
+    "no journal": ([PYTHON, "-m", "minidrama"], ["--flush-seconds", "0"]),
     "1 process": ([PYTHON, "-m", "minidrama"], ["--workers", "1"]),
-    "per-event": ([PYTHON, "-c", PER_EVENT_SERVER], ["--workers", "1"]),
+    "per-event": ([PYTHON, "-c", PER_EVENT_SERVER], ["--workers", "1", "--flush-seconds", "0"]),
 }
 
 
@@ -84,6 +91,7 @@ def run_once(variant: str, work: list[list[bytes]], batch: int) -> dict[str, flo
             latencies: list[float] = []
             failures: list[str] = []
             counted = [0]
+            accepted = [0]
             lock = threading.Lock()
             start = threading.Barrier(len(work) + 1)
 
@@ -108,6 +116,7 @@ def run_once(variant: str, work: list[list[bytes]], batch: int) -> dict[str, flo
                         else:
                             result = json.loads(data)
                             counted[0] += result["accepted"] + len(result["rejected"])
+                            accepted[0] += result["accepted"]
                 connection.close()
 
             threads = [threading.Thread(target=client, args=(requests,)) for requests in work]
@@ -123,7 +132,23 @@ def run_once(variant: str, work: list[list[bytes]], batch: int) -> dict[str, flo
             raise SystemExit(
                 f"the server did not take every event: {failures[:3]} {counted[0]} of {expected}"
             )
-        return {"events_per_s": expected / wall, "median_latency_ms": statistics.median(latencies) * 1000}
+        # the server stopped (SIGTERM): everything it acknowledged is in the lake's files
+        files = sorted((lake / "events").rglob("*.parquet"))
+        stored = pq.ParquetDataset(files).read(columns=["event_id"]).column("event_id")
+        quarantined = sum(
+            len(path.read_bytes().splitlines()) for path in (lake / "quarantine").rglob("*.jsonl")
+        )
+        if len(stored) != accepted[0] or len(set(stored.to_pylist())) != len(stored):
+            raise SystemExit(f"the lake holds {len(stored)} rows for {accepted[0]} events accepted")
+        if quarantined != expected - accepted[0]:
+            raise SystemExit(
+                f"the quarantine holds {quarantined} of {expected - accepted[0]} rejected events"
+            )
+        return {
+            "events_per_s": expected / wall,
+            "median_latency_ms": statistics.median(latencies) * 1000,
+            "files": len(files),
+        }
 
 
 def main() -> int:
@@ -150,8 +175,12 @@ def main() -> int:
     for variant, runs in results.items():
         rate = statistics.median(run["events_per_s"] for run in runs)
         latency = statistics.median(run["median_latency_ms"] for run in runs)
+        files = statistics.median(run["files"] for run in runs)
         medians[variant] = rate
-        print(f"  {variant:<10} {rate:>9,.0f} events/s   median request {latency:6.1f} ms")
+        print(
+            f"  {variant:<10} {rate:>9,.0f} events/s   median request {latency:6.1f} ms   "
+            f"{files:,.0f} Parquet files"
+        )
     if "per-event" in medians:
         for variant in [variant for variant in medians if variant != "per-event"]:
             print(f"  {variant} / per-event: {medians[variant] / medians['per-event']:.2f}x")
