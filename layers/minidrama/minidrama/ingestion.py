@@ -733,8 +733,8 @@ class _BulkFile:
     in worker processes when the input is big, the accepted rows of each chunk encoded into the
     call's Parquet files as it arrives (:class:`~minidrama.writer.PartitionFiles`: one file per
     hour partition), which are stored at the end of the call (or every :data:`BULK_FLUSH_ROWS`
-    rows); the first copy of each event id in the call kept, in input order; each chunk's
-    rejected events in a quarantine file."""
+    rows) with each chunk's rejected events in a quarantine file; the first copy of each event id
+    in the call kept, in input order."""
 
     def __init__(self, storage: Storage, app: AppConfig, rates: Rates) -> None:
         from minidrama.writer import PartitionFiles
@@ -743,6 +743,7 @@ class _BulkFile:
         self.files = PartitionFiles(app.app_id)
         self.ids: set[str] = set()  # event ids kept since the last flush
         self.stored_ids: list[Any] = []  # event ids written by earlier flushes of this call
+        self.quarantine: list[tuple[datetime, list[Rejection], str]] = []  # stored at the flush
         self.accepted = self.rejected = 0
 
     def checked(
@@ -778,7 +779,7 @@ class _BulkFile:
     def add(self, pending: _Pending) -> None:
         """A chunk's outcome, in input order: its rows whose event id no earlier chunk kept go
         to the files; a refused event whose id an earlier line stored is a repeat (accepted), as
-        the per-event path counts it; its rejections are stored at once."""
+        the per-event path counts it; its rejections are stored with the rows."""
         import pyarrow as pa
 
         checked = pending.checked
@@ -801,9 +802,7 @@ class _BulkFile:
             else:
                 refused.append(rejection)
         rejected = sorted([*checked.rejected, *refused], key=lambda rejection: rejection.index)
-        write_quarantine(
-            self.storage, self.app.app_id, pending.received_at, rejected, source=str(pending.path)
-        )
+        self.quarantine.append((pending.received_at, rejected, str(pending.path)))
         self.ids.update(ids)
         self.files.add(table)
         if self.files.rows >= BULK_FLUSH_ROWS:
@@ -829,6 +828,9 @@ class _BulkFile:
 
         from minidrama.writer import PARQUET_CONTENT_TYPE
 
+        for received_at, rejected, source in self.quarantine:  # with the rows, as one batch
+            write_quarantine(self.storage, self.app.app_id, received_at, rejected, source=source)
+        self.quarantine = []
         if not self.files.rows:
             return
         for key, data in self.files.close():
