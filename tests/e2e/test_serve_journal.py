@@ -102,7 +102,10 @@ def test_acknowledged_batches_are_journaled_and_stored_together_within_the_inter
         assert quarantined == ["b2-bad-0", "b2-bad-1"]
 
 
-def test_a_journal_left_by_a_killed_server_is_stored_before_the_next_serves(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flush_seconds", [1.0, None])
+def test_a_journal_left_by_a_killed_server_is_stored_before_the_next_serves(
+    tmp_path: Path, flush_seconds: float | None
+) -> None:
     lake = LocalStorage(tmp_path / "lake")
     register_app(lake, APP)
     # GIVEN a journal as a killed server leaves it: two acknowledged records, then a third that
@@ -118,8 +121,8 @@ def test_a_journal_left_by_a_killed_server_is_stored_before_the_next_serves(tmp_
     segment = journal.rotate()[0]
     data = segment.read_bytes()
     segment.write_bytes(data[:-7])  # the last record cut short
-    # WHEN a server starts on the lake
-    with serve_in_background(lake, flush_seconds=1.0):
+    # WHEN a server starts on the lake (journaling, or storing each batch before its 202)
+    with serve_in_background(lake, flush_seconds=flush_seconds):
         # THEN before it serves, the acknowledged rows are in the lake's files, the torn one not,
         # and the journal is empty
         ids, _files, quarantined = _stored(lake)
@@ -168,3 +171,25 @@ def test_a_batch_the_journal_cannot_take_is_answered_503_and_stored_nowhere(
 
 def _time(text: str) -> Any:
     return pa.scalar(text).cast(pa.timestamp("us", tz="UTC")).as_py()
+
+
+def test_compute_says_when_the_journal_holds_events_not_yet_in_the_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from minidrama.cli import main
+    from minidrama.config import AppConfig
+    from minidrama.ingestion import ingest_events
+
+    lake = LocalStorage(tmp_path / "lake")
+    register_app(lake, APP)
+    ingest_events(lake, AppConfig(APP), _events("in-files", 3), received_at=_time("2026-11-28T12:00:00Z"))
+    arguments = ["compute", "--lake", str(lake.root), "--app", APP, "--date", "2026-11-28"]
+    # GIVEN an empty journal WHEN the day is computed THEN nothing is said about it
+    assert main(arguments) == 0
+    assert "journal" not in capsys.readouterr().err
+    # GIVEN a journal holding a batch (its server killed) WHEN computed again THEN it says so
+    Journal(lake.root / JOURNAL_DIRECTORY).append(
+        [Accepted(APP, EVENTS_SCHEMA.empty_table(), ("q/x.jsonl", b"\n"))]
+    )
+    assert main(arguments) == 0
+    assert "journal holds events not yet in the lake's files" in capsys.readouterr().err

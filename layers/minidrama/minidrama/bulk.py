@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from itertools import chain, repeat
+from itertools import chain
 from operator import itemgetter
 from typing import Annotated, Any
 
@@ -521,17 +521,23 @@ def _candidates_table(groups: list[_Group], received_at: datetime) -> tuple[pa.T
     for index, name in enumerate(_BASE):
         # column by column, at C speed (zip(*rows) of many rows is slower)
         given[name] = list(chain.from_iterable(map(itemgetter(index), group.base) for group in groups))
-    for name in {name for group in groups for name in group.columns}:
-        given[name] = list(
-            chain.from_iterable(
-                map(itemgetter(group.columns.index(name)), group.typed)
-                if name in group.columns
-                else repeat(None, len(group.positions))
-                for group in groups
-            )
-        )
     arrays: dict[str, pa.Array] = {}
+    typed = {name for group in groups for name in group.columns}
+    for name in typed:
+        # a typed column is converted group by group, only where the kind has it: most of its
+        # rows are other kinds' nulls, which need no conversion
+        column_type = EVENTS_SCHEMA.field(name).type
+        arrays[name] = pa.concat_arrays(
+            [
+                pa.array(list(map(itemgetter(group.columns.index(name)), group.typed)), column_type)
+                if name in group.columns
+                else pa.nulls(len(group.positions), column_type)
+                for group in groups
+            ]
+        )
     for name, _kind in EVENT_COLUMNS:
+        if name in arrays:
+            continue
         # event_time is text until the rules parse it
         column_type = pa.string() if name == "event_time" else EVENTS_SCHEMA.field(name).type
         arrays[name] = pa.array(given[name], column_type) if name in given else pa.nulls(count, column_type)
@@ -545,10 +551,10 @@ def _candidates_table(groups: list[_Group], received_at: datetime) -> tuple[pa.T
     # null only in the rows of the kinds without them: the type pass let no null through for a
     # required one (entry_point of a launch, order_id and product_id of a redeem order)
     for name in ("entry_point", "order_id", "product_id"):
-        if name in given:
+        if name in typed:
             ok = pc.and_(ok, _optional_length(arrays[name], 1, MAX_ID_LENGTH))
     for name in _LAUNCH_TEXTS:
-        if name in given:
+        if name in typed:
             ok = pc.and_(ok, _optional_length(arrays[name], 0, MAX_TEXT_LENGTH))
     os_values = arrays["os"]
     ok = pc.and_(ok, pc.and_(pc.string_is_ascii(os_values), _length_between(os_values, 1, MAX_OS_LENGTH)))

@@ -77,6 +77,19 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _journal_note(storage: Storage) -> None:
+    """Say so when the local server's journal holds batches not yet in the lake's files."""
+    from minidrama.journal import JOURNAL_DIRECTORY
+
+    if isinstance(storage, LocalStorage) and any((storage.root / JOURNAL_DIRECTORY).glob("*.journal")):
+        print(
+            "minidrama: note: minidrama serve's journal holds events not yet in the lake's files "
+            "(a running server stores them within its --flush-seconds; one that was killed, when "
+            "it next starts): this computation does not count them",
+            file=sys.stderr,
+        )
+
+
 def _flush_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -529,6 +542,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         app = _app_with_data(storage, args.app, "events")
         _not_after(app, end, ended=False)
+        _journal_note(storage)
         days = [args.date + timedelta(days=n) for n in range((end - args.date).days + 1)]
         # One day needs no progress; several show it (stdout keeps only the documents' paths).
         with Progress(len(days), "compute", unit="days", quiet=args.quiet or len(days) == 1) as progress:

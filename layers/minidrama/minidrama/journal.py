@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["Accepted", "Journal", "read_segment"]
+__all__ = ["Accepted", "JOURNAL_DIRECTORY", "Journal", "read_segment"]
+
+JOURNAL_DIRECTORY = ".journal"  # of a local lake: the segments of its server's journal
 
 _HEADER = struct.Struct("<QI")  # payload length, CRC-32 of the payload
 _SUFFIX = ".journal"

@@ -65,20 +65,19 @@ from minidrama.gateway import (
     proxy_event,
 )
 from minidrama.ingestion import MAX_BODY_BYTES
+from minidrama.journal import JOURNAL_DIRECTORY, Journal, read_segment
 from minidrama.journal import Accepted as _Accepted
-from minidrama.journal import Journal, read_segment
 from minidrama.lake import LocalStorage, Storage
 from minidrama.reading import Reader
 from minidrama.router import build_router
 from minidrama.tokens import LakeSecret
 from minidrama.writer import PARQUET_CONTENT_TYPE, encode_table, write_events
 
-__all__ = ["Limits", "LocalServer", "serve", "serve_in_background"]
+__all__ = ["JOURNAL_DIRECTORY", "Limits", "LocalServer", "recover_journal", "serve", "serve_in_background"]
 
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 64 * 1024
-JOURNAL_DIRECTORY = ".journal"  # of a local lake: minidrama.journal's segments
 FLUSH_SECONDS = 1.0  # minidrama serve's default: the journal's outcomes stored in the lake each second
 
 
@@ -108,7 +107,7 @@ class _GroupWriter:
     (:mod:`minidrama.journal`), durable means one synced record of the journal: a flusher thread
     stores the outcomes of up to ``flush_seconds`` (or :data:`FLUSH_ROWS` rows) at a time as
     files, then deletes their segments; what a killed server's journal holds is stored when the
-    next one starts (:meth:`recover`), and :meth:`close` stores everything."""
+    next one starts (:func:`recover_journal`), and :meth:`close` stores everything."""
 
     FLUSH_ROWS = 200_000
 
@@ -123,19 +122,6 @@ class _GroupWriter:
         self._thread.start()
         if journal is not None:
             self._flusher.start()
-
-    def recover(self) -> int:
-        """Store what a journal left by a server that did not stop cleanly holds; returns how many
-        rows. Before serving: the journal's own writer has not begun."""
-        if self.journal is None:
-            return 0
-        rows = 0
-        for segment in self.journal.segments():
-            outcomes = read_segment(segment)
-            self.storage.put_many(_files(outcomes))
-            self.journal.remove(segment)
-            rows += sum(outcome.table.num_rows for outcome in outcomes)
-        return rows
 
     def submit(self, accepted: _Accepted) -> Future[None]:
         done: Future[None] = Future()
@@ -207,6 +193,22 @@ class _GroupWriter:
                 break
             else:  # left in the journal: the next start of the server stores them
                 logger.error("the journal keeps %s until the server starts again", [str(s) for s in segments])
+
+
+def recover_journal(storage: LocalStorage) -> int:
+    """Store what the journal of a server that did not stop cleanly holds in the lake's files,
+    then delete it; returns how many rows. Only while no server runs on the lake."""
+    directory = storage.root / JOURNAL_DIRECTORY
+    if not directory.is_dir():
+        return 0
+    journal = Journal(directory)
+    rows = 0
+    for segment in journal.segments():
+        outcomes = read_segment(segment)
+        storage.put_many(_files(outcomes))
+        journal.remove(segment)
+        rows += sum(outcome.table.num_rows for outcome in outcomes)
+    return rows
 
 
 def _files(outcomes: list[_Accepted]) -> list[tuple[str, bytes, str | None]]:
@@ -347,8 +349,9 @@ class LocalServer:
             if flush_seconds is not None and isinstance(storage, LocalStorage)
             else None
         )
+        # What a journaled server that was killed left is stored first, whatever this one does.
+        recovered = recover_journal(storage) if isinstance(storage, LocalStorage) else 0
         self._writer = _GroupWriter(storage, journal, flush_seconds or 0.0)
-        recovered = self._writer.recover()
         if recovered:
             logger.info(
                 "stored %d events the journal held from the last run (it did not stop cleanly)", recovered
