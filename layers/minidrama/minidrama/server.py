@@ -4,7 +4,9 @@ Each HTTP request becomes the API Gateway proxy event that the ingest and query 
 receive (:mod:`minidrama.gateway`) and is resolved by :func:`minidrama.router.build_router`, so
 the local and the deployed contract are one code path: the events route, the read API and the
 dashboard (read tokens are signed with the lake's ``config/read-token-secret``). Accepted events
-go to Parquet files in the lake (temporary file, fsync, rename) before the ``202``.
+are durable before the ``202``: synced in the server's journal (:mod:`minidrama.journal`) and in
+the lake's Parquet files within ``flush_seconds``, or, without a journal, in the lake's Parquet
+files (temporary file, fsync, rename).
 
 The server is asyncio with h11, a strict HTTP/1.1 parser. With the defaults of :class:`Limits`:
 
@@ -25,11 +27,12 @@ The server is asyncio with h11, a strict HTTP/1.1 parser. With the defaults of :
   one request at a time (Powertools keeps the request being resolved on its router class); with
   ``workers=1`` (tests, :func:`serve_in_background`) by one thread of the server's process. Events
   are checked by the bulk path (:func:`minidrama.ingestion.ingest_body`) and their rows handed
-  to the server's writer thread (group commit: one file per partition for all the requests that
-  queued meanwhile, from every worker); each answer waits until its rows are written. A worker
+  to the server's writer thread (group commit: one journal record, or one file per partition,
+  for all the requests that queued meanwhile, from every worker); each answer waits until its
+  rows are durable. A worker
   process that dies is replaced; its request is answered ``500`` (a retry is counted once).
 - SIGTERM or Ctrl-C: stop accepting, close idle connections, finish the requests in flight
-  (answered with ``Connection: close``), then return.
+  (answered with ``Connection: close``), store what the journal holds, then return.
 """
 
 from __future__ import annotations
@@ -161,14 +164,14 @@ class _GroupWriter:
                 except Exception as error:  # each request's answer becomes a 503: nothing is lost
                     for _accepted, done in queued:
                         done.set_exception(error)
-                    continue
-                for _accepted, done in queued:
-                    done.set_result(None)
-                if self.journal is not None:
-                    if not pending:
-                        due = time.monotonic() + self.flush_seconds
-                    pending += outcomes
-                    pending_rows += sum(outcome.table.num_rows for outcome in outcomes)
+                else:
+                    for _accepted, done in queued:
+                        done.set_result(None)
+                    if self.journal is not None:
+                        if not pending:
+                            due = time.monotonic() + self.flush_seconds
+                        pending += outcomes
+                        pending_rows += sum(outcome.table.num_rows for outcome in outcomes)
             flush = stopping or pending_rows >= self.FLUSH_ROWS or time.monotonic() >= due
             if self.journal is not None and pending and flush:
                 self._flushes.put((self.journal.rotate(), pending))
