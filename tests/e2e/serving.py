@@ -65,6 +65,18 @@ def start_serve(lake: Path, log: Path | None = None, port: int = 0) -> Served:
     return Served(line.split("listening on ", 1)[1].split()[0].rstrip("/"), process)
 
 
+def post_events(url: str, key: str, app_id: str, events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """POST ``events`` to the server at ``url``; the status and the decoded answer."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = json.dumps({"events": events})
+    connection.request("POST", f"/v1/apps/{app_id}/events", body, {"x-api-key": key})
+    answer = connection.getresponse()
+    decoded = json.loads(answer.read())
+    connection.close()
+    return answer.status, decoded
+
+
 def settled(lake: Path, timeout: float = 30.0) -> None:
     """Wait until what `minidrama serve` acknowledged is in the lake's files: its journal holds no
     segment (one exists from the first journaled batch until the flusher has stored it)."""

@@ -19,6 +19,7 @@ import pyarrow.dataset as ds
 from minidrama.config import register_app
 from minidrama.lake import LocalStorage
 from minidrama.server import serve_in_background
+from tests.e2e.serving import post_events
 
 APP = "group-app"
 
@@ -67,13 +68,7 @@ def _serving(tmp_path: Path) -> Iterator[tuple[_Lake, str, str]]:
 
 
 def _post(url: str, key: str, events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    connection.request("POST", f"/v1/apps/{APP}/events", json.dumps({"events": events}), {"x-api-key": key})
-    answer = connection.getresponse()
-    body = json.loads(answer.read())
-    connection.close()
-    return answer.status, body
+    return post_events(url, key, APP, events)
 
 
 def _stored_ids(lake: LocalStorage) -> list[str]:

@@ -5,7 +5,6 @@ dropped); a batch the journal cannot take is answered 503 and stored nowhere."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from minidrama.journal import Accepted, Journal, read_segment
 from minidrama.lake import LocalStorage
 from minidrama.server import JOURNAL_DIRECTORY, serve_in_background
 from minidrama.writer import EVENTS_SCHEMA, rows_to_table
+from tests.e2e.serving import post_events
 
 APP = "journal-app"
 QUARANTINE = "quarantine/app_id=journal-app/dt=2026-11-28/q1.jsonl"
@@ -42,13 +42,7 @@ def _events(prefix: str, count: int, *, bad: int = 0) -> list[dict[str, Any]]:
 
 
 def _post(url: str, key: str, events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    connection.request("POST", f"/v1/apps/{APP}/events", json.dumps({"events": events}), {"x-api-key": key})
-    answer = connection.getresponse()
-    body = json.loads(answer.read())
-    connection.close()
-    return answer.status, body
+    return post_events(url, key, APP, events)
 
 
 def _stored(lake: LocalStorage) -> tuple[list[str], int, list[str]]:

@@ -39,10 +39,8 @@ the per-event path, README Performance).
 
 from __future__ import annotations
 
-import gc
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -76,7 +74,6 @@ from minidrama.writer import EVENTS_SCHEMA, rows_to_table
 
 __all__ = [
     "BulkChecked",
-    "collector_paused",
     "decode_body",
     "decode_exactly",
     "decode_lines",
@@ -221,20 +218,6 @@ def _money(order: _RechargeProperties, currency: str, rates: Rates) -> tuple[Any
         "product_id": order.product_id,
     }
     return recharge_order_columns(properties, currency, rates)
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused while a chunk is decoded and checked: a chunk makes
-    hundreds of thousands of objects (records, tuples, property dicts) that all go by reference
-    counting, and the collector's passes over them cost about 6 % of a chunk's time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 _EXACT_LINE = msgspec.json.Decoder(float_hook=Decimal)

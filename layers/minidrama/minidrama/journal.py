@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from minidrama.lake import fsync_directory
+
 __all__ = ["Accepted", "JOURNAL_DIRECTORY", "Journal", "read_segment"]
 
 JOURNAL_DIRECTORY = ".journal"  # of a local lake: the segments of its server's journal
@@ -100,14 +102,6 @@ def read_segment(path: Path) -> list[Accepted]:
     return outcomes
 
 
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 class Journal:
     """The segments of one directory; :meth:`append` writes to the open one, :meth:`rotate`
     closes it (the next append opens a new one). One writer thread."""
@@ -132,7 +126,7 @@ class Journal:
             number = int(existing[-1].stem) + 1 if existing else 1
             self._path = self.directory / f"{number:016d}{_SUFFIX}"
             self._file = self._path.open("xb")  # noqa: SIM115 (kept open across appends)
-            _sync_directory(self.directory)
+            fsync_directory(self.directory)
         start = self._file.tell()
         try:
             self._file.write(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
@@ -160,4 +154,4 @@ class Journal:
     def remove(self, path: Path) -> None:
         """Delete a segment whose outcomes are stored in the lake."""
         path.unlink()
-        _sync_directory(self.directory)
+        fsync_directory(self.directory)

@@ -171,7 +171,7 @@ class LocalStorage:
                 handle.flush()
                 os.fsync(handle.fileno())
             Path(tmp).replace(target)
-            _fsync_directory(target.parent)  # the rename itself must survive a power loss
+            fsync_directory(target.parent)  # the rename itself must survive a power loss
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -193,7 +193,7 @@ class LocalStorage:
             for tmp, target in written:
                 Path(tmp).replace(target)
             for directory in dict.fromkeys(target.parent for _tmp, target in written):
-                _fsync_directory(directory)
+                fsync_directory(directory)
         except BaseException:
             for tmp, _target in written:
                 Path(tmp).unlink(missing_ok=True)
@@ -253,7 +253,8 @@ class LocalStorage:
         return path
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Sync a directory, so that the files created, renamed or deleted in it survive a power loss."""
     descriptor = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(descriptor)
