@@ -18,7 +18,7 @@ from minidrama import journal as journal_module
 from minidrama.config import register_app
 from minidrama.journal import Accepted, Journal, read_segment
 from minidrama.lake import LocalStorage
-from minidrama.server import JOURNAL_DIRECTORY, serve_in_background
+from minidrama.server import JOURNAL_DIRECTORY, JournalInUseError, LocalServer, serve_in_background
 from minidrama.writer import EVENTS_SCHEMA, rows_to_table
 from tests.e2e.serving import post_events
 
@@ -81,7 +81,7 @@ def test_acknowledged_batches_are_journaled_and_stored_together_within_the_inter
         # THEN at once they are in the journal (synced), not yet in the lake's files
         segments = _segments(lake)
         assert len(segments) == 1
-        held = read_segment(segments[0])
+        held, _rest = read_segment(segments[0])
         assert sum(outcome.table.num_rows for outcome in held) == 120
         assert _stored(lake) == ([], 0, [])
         # AND within the interval they are stored together: one file per hour partition, the
@@ -122,6 +122,10 @@ def test_a_journal_left_by_a_killed_server_is_stored_before_the_next_serves(
         ids, _files, quarantined = _stored(lake)
         assert ids == sorted(f"kept-{number}" for number in range(10))
         assert _segments(lake) == []
+        # (the segment, which ended with bytes it could not read, is kept aside for a person)
+        assert [path.name for path in (lake.root / JOURNAL_DIRECTORY).glob("*.damaged")] == [
+            segment.with_suffix(".damaged").name
+        ]
         assert quarantined == ["q-1"]
 
 
@@ -134,7 +138,35 @@ def test_a_damaged_record_ends_its_segment(tmp_path: Path) -> None:
     data = bytearray(segment.read_bytes())
     data[-1] ^= 0xFF  # the second record's last byte
     segment.write_bytes(bytes(data))
-    assert [outcome.quarantine for outcome in read_segment(segment)] == [("q/a.jsonl", b"a\n")]
+    outcomes, rest = read_segment(segment)
+    assert [outcome.quarantine for outcome in outcomes] == [("q/a.jsonl", b"a\n")] and rest
+
+
+def test_a_zero_filled_end_ends_its_segment(tmp_path: Path) -> None:
+    # GIVEN a segment whose end a power loss left zero-filled (the file grew, its data did not land)
+    journal = Journal(tmp_path / "journal")
+    journal.append([Accepted(APP, EVENTS_SCHEMA.empty_table(), ("q/a.jsonl", b"a\n"))])
+    segment = journal.rotate()[0]
+    segment.write_bytes(segment.read_bytes() + bytes(4096))
+    # THEN the record before it is read, and the zeros end the segment
+    outcomes, rest = read_segment(segment)
+    assert [outcome.quarantine for outcome in outcomes] == [("q/a.jsonl", b"a\n")] and rest
+
+
+def test_a_second_journaled_server_on_the_lake_is_refused(tmp_path: Path) -> None:
+    lake = LocalStorage(tmp_path / "lake")
+    _app, key = register_app(lake, APP)
+    with serve_in_background(lake, flush_seconds=30.0) as url:
+        assert _post(url, key, _events("first", 3))[0] == 202
+        # WHEN another journaled server starts on the same lake THEN it is refused, and the
+        # first one's journal (holding its acknowledged batch) is left alone
+        with pytest.raises(JournalInUseError, match="another minidrama serve is running"):
+            LocalServer(lake, flush_seconds=1.0)
+        assert len(_segments(lake)) == 1
+        # AND one that stores before answering starts, and leaves the journal alone too
+        LocalServer(lake)._writer.close()
+        assert len(_segments(lake)) == 1
+    assert _stored(lake)[0] == sorted(f"first-{number}" for number in range(3))
 
 
 def test_a_batch_the_journal_cannot_take_is_answered_503_and_stored_nowhere(

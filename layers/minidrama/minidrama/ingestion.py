@@ -520,13 +520,14 @@ def _line_blocks(path: Path, progress: Progress | None = None) -> Iterator[tuple
 
 def _line_spans(
     path: Path, progress: Progress | None, lines_per_block: int
-) -> Iterator[tuple[int, int, int]]:
+) -> Iterator[tuple[tuple[int, int, int, int], int, int, int]]:
     """The file in spans of whole lines of at least ``lines_per_block`` lines (the last one may be
-    shorter), each as (number of its first line, offset, length without its last newline): what a
-    worker process reads of the file itself (:func:`_read_span`), so that the blocks do not travel
-    through a pipe."""
+    shorter), each as (the file's identity, number of its first line, offset, length without its
+    last newline): what a worker process reads of the file itself (:func:`_read_span`), so that
+    the blocks do not travel through a pipe."""
     number, start, position, count = 1, 0, 0, 0
     with _open_regular(path) as handle:
+        identity = _identity(os.fstat(handle.fileno()))
         while data := handle.read(_LINES_READ):
             if progress is not None:
                 progress.advance(len(data))
@@ -534,17 +535,25 @@ def _line_spans(
             count += newlines
             if newlines and count >= lines_per_block:
                 cut = position + data.rindex(b"\n")
-                yield number, start, cut - start
+                yield identity, number, start, cut - start
                 number += count
                 start, count = cut + 1, 0
             position += len(data)
     if position > start:
-        yield number, start, position - start
+        yield identity, number, start, position - start
 
 
-def _read_span(path: Path, offset: int, length: int) -> bytes:
-    """``length`` bytes of the file from ``offset``; OSError when the file no longer holds them."""
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells a file from another put in its place, or from itself changed."""
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _read_span(path: Path, identity: tuple[int, int, int, int], offset: int, length: int) -> bytes:
+    """``length`` bytes of the file from ``offset``; OSError when the file at ``path`` is no longer
+    the one whose lines were counted (``identity``: replaced, or changed) or no longer holds them."""
     with _open_regular(path) as handle:
+        if _identity(os.fstat(handle.fileno())) != identity:
+            raise OSError(errno.ESTALE, "the file was replaced or changed while it was being ingested")
         pieces, read = [], 0
         while read < length:
             piece = os.pread(handle.fileno(), length - read, offset + read)
@@ -640,12 +649,23 @@ class _ChunkChecked:
     repeated: int
 
 
-def _check_span(
-    path: Path, first: int, offset: int, length: int, received_at: datetime, currency: str, rates: Rates
-) -> _ChunkChecked:
-    """:func:`_check_lines` of a span of the file (:func:`_line_spans`), read here: a worker
+def _check_span(span: _Span, received_at: datetime, currency: str, rates: Rates) -> _ChunkChecked:
+    """:func:`_check_lines` of a span of a file (:func:`_line_spans`), read here: a worker
     process's job."""
-    return _check_lines(first, _read_span(path, offset, length), received_at, currency, rates)
+    block = _read_span(span.path, span.identity, span.offset, span.length)
+    return _check_lines(span.first, block, received_at, currency, rates)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """A chunk of lines of a file: the file, its identity when its lines were counted, the number
+    of the chunk's first line, its offset and length."""
+
+    path: Path
+    identity: tuple[int, int, int, int]
+    first: int
+    offset: int
+    length: int
 
 
 @collector_paused()
@@ -742,7 +762,7 @@ class _BulkFile:
 
     def checked(
         self,
-        chunks: Iterator[tuple[Path, int, int, int]],
+        chunks: Iterator[_Span],
         clock: Callable[[], datetime],
         pool: tuple[Any, int] | None,
     ) -> Iterator[_Pending]:
@@ -750,19 +770,18 @@ class _BulkFile:
         processes of ``pool`` (:func:`_worker_pool`: the pool and how many), or here when None."""
         currency, rates = self.app.currency, self.rates
         if pool is None:
-            for path, first, offset, length in chunks:
+            for span in chunks:
                 received_at = clock()
-                checked = _check_span(path, first, offset, length, received_at, currency, rates)
-                yield _Pending(path, received_at, checked)
+                yield _Pending(span.path, received_at, _check_span(span, received_at, currency, rates))
             return
         from collections import deque
 
         executor, workers = pool
         jobs: deque[Any] = deque()
-        for path, first, offset, length in chunks:
+        for span in chunks:
             received_at = clock()
-            job = executor.submit(_check_span, path, first, offset, length, received_at, currency, rates)
-            jobs.append((path, received_at, job))
+            job = executor.submit(_check_span, span, received_at, currency, rates)
+            jobs.append((span.path, received_at, job))
             if len(jobs) > 2 * workers:  # bounded: two chunks per worker and one waiting
                 done_path, done_at, done = jobs.popleft()
                 yield _Pending(done_path, done_at, done.result())
@@ -929,12 +948,12 @@ def _ingest_checked_files(
     accepted = rejected = 0
     reading = paths[0]
 
-    def bulk_chunks(progress: Progress) -> Iterator[tuple[Path, int, int, int]]:
+    def bulk_chunks(progress: Progress) -> Iterator[_Span]:
         nonlocal reading
         for path in paths:
             reading = path
-            for first, offset, length in _line_spans(path, progress, BULK_CHUNK_LINES):
-                yield path, first, offset, length
+            for identity, first, offset, length in _line_spans(path, progress, BULK_CHUNK_LINES):
+                yield _Span(path, identity, first, offset, length)
 
     with Progress(total_bytes, "ingest", unit="B", quiet=quiet) as progress:
         try:

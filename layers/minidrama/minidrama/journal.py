@@ -9,11 +9,13 @@ files moments later. A server that stops (SIGTERM, Ctrl-C) stores everything fir
 killed stores what its journal holds when it starts again, before it serves.
 
 A segment is a file ``{directory}/{number:016d}.journal`` of records, each: the payload's length
-(8 bytes, little-endian), its CRC-32 (4 bytes), the payload. A payload is a JSON header line
-``{"parts": [[kind, name, length], ...]}`` and then the parts' bytes one after another: ``rows``
-(name: the app id) an Arrow IPC stream of accepted rows, ``quarantine`` (name: its key) a
-quarantine file. A record cut short, or whose CRC does not match, ends its segment: it was being
-written when the server was killed, so it was never acknowledged.
+(8 bytes, little-endian), the CRC-32 of those 8 bytes and the payload (4 bytes), the payload. A
+payload is a JSON header line ``{"parts": [[kind, name, length], ...]}`` and then the parts'
+bytes one after another: ``rows`` (name: the app id) an Arrow IPC stream of accepted rows,
+``quarantine`` (name: its key) a quarantine file. A record cut short, zero-filled or whose CRC
+does not match ends its segment: at the end of a segment it was being written when the server
+was killed, so it was never acknowledged; a segment with bytes after its last readable record is
+kept aside as ``.damaged`` (and logged), not deleted, once what it could read is stored.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import zlib
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from minidrama.lake import fsync_directory
 
@@ -33,7 +35,7 @@ __all__ = ["Accepted", "JOURNAL_DIRECTORY", "Journal", "read_segment"]
 
 JOURNAL_DIRECTORY = ".journal"  # of a local lake: the segments of its server's journal
 
-_HEADER = struct.Struct("<QI")  # payload length, CRC-32 of the payload
+_HEADER = struct.Struct("<QI")  # payload length, CRC-32 of the length and the payload
 _SUFFIX = ".journal"
 
 
@@ -87,29 +89,43 @@ def _decode(payload: bytes) -> list[Accepted]:
     return outcomes
 
 
-def read_segment(path: Path) -> list[Accepted]:
-    """The outcomes a segment holds, up to its end or to a record cut short or damaged."""
+def _crc(length: int, payload: bytes) -> int:
+    """A record's CRC-32: of its length's 8 bytes and its payload (a damaged length is caught too)."""
+    return zlib.crc32(payload, zlib.crc32(struct.pack("<Q", length)))
+
+
+def read_segment(path: Path) -> tuple[list[Accepted], bool]:
+    """The outcomes a segment holds, up to its end or to a record cut short, zero-filled or
+    damaged (what a kill or a power loss leaves at the end of the segment being written); and
+    whether it ended before its last byte (a torn end, or damage to look at)."""
     data = path.read_bytes()
     outcomes: list[Accepted] = []
     offset = 0
     while offset + _HEADER.size <= len(data):
         length, crc = _HEADER.unpack_from(data, offset)
-        payload = data[offset + _HEADER.size : offset + _HEADER.size + length]
-        if len(payload) < length or zlib.crc32(payload) != crc:
+        start = offset + _HEADER.size
+        payload = data[start : start + length]
+        if length == 0 or len(payload) < length or _crc(length, payload) != crc:
             break
-        outcomes += _decode(payload)
-        offset += _HEADER.size + length
-    return outcomes
+        try:
+            outcomes += _decode(payload)
+        except Exception:  # noqa: BLE001 (any decoding error: a damaged record ends the segment)
+            break
+        offset = start + length
+    return outcomes, offset < len(data)
 
 
 class Journal:
     """The segments of one directory; :meth:`append` writes to the open one, :meth:`rotate`
-    closes it (the next append opens a new one). One writer thread."""
+    closes it (the next append opens a new one). One writer thread; the flusher only removes
+    segments it was handed."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self._file: BinaryIO | None = None
+        if not directory.is_dir():
+            directory.mkdir(parents=True, exist_ok=True)
+            fsync_directory(directory.parent)  # the new directory's entry survives a power loss
+        self._descriptor: int | None = None
         self._path: Path | None = None
         self._closed: list[Path] = []  # closed since the last rotate (by a failed append)
 
@@ -117,32 +133,48 @@ class Journal:
         """The segments on disk, oldest first."""
         return sorted(self.directory.glob("*" + _SUFFIX))
 
+    def _open(self) -> None:
+        existing = self.segments()
+        number = int(existing[-1].stem) + 1 if existing else 1
+        path = self.directory / f"{number:016d}{_SUFFIX}"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fsync_directory(self.directory)
+        except BaseException:
+            os.close(descriptor)
+            with suppress(OSError):
+                path.unlink()
+            raise
+        self._descriptor, self._path = descriptor, path
+
     def append(self, outcomes: list[Accepted]) -> None:
         """Write one record of ``outcomes`` and sync it; raises (and nothing may be acknowledged)
-        when it cannot. After a failure the segment is closed: a record cut short ends it."""
+        when it cannot. After a failure the record is cut off again and the segment closed."""
         payload = _encode(outcomes)
-        if self._file is None:
-            existing = self.segments()
-            number = int(existing[-1].stem) + 1 if existing else 1
-            self._path = self.directory / f"{number:016d}{_SUFFIX}"
-            self._file = self._path.open("xb")  # noqa: SIM115 (kept open across appends)
-            fsync_directory(self.directory)
-        start = self._file.tell()
+        if self._descriptor is None:
+            self._open()
+        assert self._descriptor is not None
+        descriptor = self._descriptor
+        start = os.lseek(descriptor, 0, os.SEEK_END)
         try:
-            self._file.write(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
-            self._file.flush()
-            os.fdatasync(self._file.fileno())
+            view = memoryview(_HEADER.pack(len(payload), _crc(len(payload), payload)) + payload)
+            while view:
+                written = os.write(descriptor, view)
+                view = view[written:]
+            os.fdatasync(descriptor)
         except BaseException:
             with suppress(OSError):  # a record answered 503 is not replayed after a crash
-                self._file.truncate(start)
+                os.ftruncate(descriptor, start)
             self._close()
             raise
 
     def _close(self) -> None:
-        if self._file is not None and self._path is not None:
-            self._file.close()
-            self._closed.append(self._path)
-        self._path = self._file = None
+        descriptor, path = self._descriptor, self._path
+        self._descriptor = self._path = None
+        if descriptor is not None and path is not None:
+            with suppress(OSError):
+                os.close(descriptor)
+            self._closed.append(path)
 
     def rotate(self) -> list[Path]:
         """Close the open segment; returns the segments closed since the last rotate (it, and
@@ -153,5 +185,13 @@ class Journal:
 
     def remove(self, path: Path) -> None:
         """Delete a segment whose outcomes are stored in the lake."""
-        path.unlink()
+        path.unlink(missing_ok=True)
         fsync_directory(self.directory)
+
+    def set_aside(self, path: Path) -> Path:
+        """Keep a segment that holds bytes after its last readable record under another name
+        (``.damaged``), for a person to look at, instead of deleting it."""
+        target = path.with_suffix(".damaged")
+        path.replace(target)
+        fsync_directory(self.directory)
+        return target

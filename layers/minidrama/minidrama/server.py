@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import signal
 import threading
@@ -76,7 +77,16 @@ from minidrama.router import build_router
 from minidrama.tokens import LakeSecret
 from minidrama.writer import PARQUET_CONTENT_TYPE, encode_table, write_events
 
-__all__ = ["JOURNAL_DIRECTORY", "Limits", "LocalServer", "recover_journal", "serve", "serve_in_background"]
+__all__ = [
+    "JOURNAL_DIRECTORY",
+    "JournalInUseError",
+    "Limits",
+    "LocalServer",
+    "lock_journal",
+    "recover_journal",
+    "serve",
+    "serve_in_background",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -181,18 +191,17 @@ class _GroupWriter:
         assert self.journal is not None
         while (item := self._flushes.get()) is not None:
             segments, outcomes = item
-            files = _files(outcomes)
             for attempt in range(1, 6):
                 try:
-                    self.storage.put_many(files)
+                    self.storage.put_many(_files(outcomes))
+                    for segment in segments:
+                        self.journal.remove(segment)
                 except Exception:  # durable in the journal meanwhile
                     logger.exception(
                         "storing the journal's events in the lake failed (attempt %d of 5)", attempt
                     )
                     time.sleep(attempt)
                     continue
-                for segment in segments:
-                    self.journal.remove(segment)
                 break
             else:  # left in the journal: the next start of the server stores them
                 logger.error("the journal keeps %s until the server starts again", [str(s) for s in segments])
@@ -200,18 +209,48 @@ class _GroupWriter:
 
 def recover_journal(storage: LocalStorage) -> int:
     """Store what the journal of a server that did not stop cleanly holds in the lake's files,
-    then delete it; returns how many rows. Only while no server runs on the lake."""
+    then delete it (a segment with bytes after its last readable record is kept aside as
+    ``.damaged``); returns how many rows. The caller holds the journal's lock (:func:`lock_journal`)."""
     directory = storage.root / JOURNAL_DIRECTORY
     if not directory.is_dir():
         return 0
     journal = Journal(directory)
     rows = 0
     for segment in journal.segments():
-        outcomes = read_segment(segment)
+        outcomes, rest = read_segment(segment)
         storage.put_many(_files(outcomes))
-        journal.remove(segment)
+        if rest:
+            kept = journal.set_aside(segment)
+            logger.warning(
+                "the journal segment %s ends with bytes it could not read (a record cut short when "
+                "the server was killed, or damage); what it held before them is stored; kept as %s",
+                segment,
+                kept,
+            )
+        else:
+            journal.remove(segment)
         rows += sum(outcome.table.num_rows for outcome in outcomes)
     return rows
+
+
+class JournalInUseError(RuntimeError):
+    """Another ``minidrama serve`` holds the lake's journal."""
+
+
+def lock_journal(storage: LocalStorage, *, wait: bool = False) -> int | None:
+    """An exclusive lock on the lake's journal (a descriptor to keep open while serving), or None
+    when another server holds it (``wait``: wait for it instead)."""
+    import fcntl
+
+    directory = storage.root / JOURNAL_DIRECTORY
+    Journal(directory)  # the directory, created and synced
+    descriptor = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 def _files(outcomes: list[_Accepted]) -> list[tuple[str, bytes, str | None]]:
@@ -345,15 +384,29 @@ class LocalServer:
         self.storage = storage
         self.limits = limits or Limits()
         self.workers = workers
-        # The journal (minidrama.journal) on a local lake when flush_seconds is given; else each
-        # group of requests is stored in the lake's files before its answers.
+        # The journal (minidrama.journal) on a local lake when flush_seconds is given (and not
+        # 0); else each group of requests is stored in the lake's files before its answers.
+        journaled = bool(flush_seconds) and isinstance(storage, LocalStorage)
+        self._lock: int | None = None
+        recovered = 0
+        if isinstance(storage, LocalStorage):
+            self._lock = lock_journal(storage)
+            if self._lock is None and journaled:
+                raise JournalInUseError(
+                    f"another minidrama serve is running on the lake {storage.uri} (its journal is "
+                    "locked): stop it, or serve another lake"
+                )
+            if self._lock is not None:
+                # what a journaled server that was killed left is stored first, whatever this one does
+                recovered = recover_journal(storage)
+                if not journaled:  # (the lock is only needed to journal)
+                    os.close(self._lock)
+                    self._lock = None
         journal = (
             Journal(storage.root / JOURNAL_DIRECTORY)
-            if flush_seconds is not None and isinstance(storage, LocalStorage)
+            if journaled and isinstance(storage, LocalStorage)
             else None
         )
-        # What a journaled server that was killed left is stored first, whatever this one does.
-        recovered = recover_journal(storage) if isinstance(storage, LocalStorage) else 0
         self._writer = _GroupWriter(storage, journal, flush_seconds or 0.0)
         if recovered:
             logger.info(
@@ -416,6 +469,9 @@ class LocalServer:
                 await asyncio.wait(set(self._connections), timeout=grace)
             self._executor.shutdown(wait=True)
             self._writer.close()
+            if self._lock is not None:
+                os.close(self._lock)  # (releases the journal's lock)
+                self._lock = None
 
     def stop(self) -> None:
         """Begin a graceful stop; call from the server's event loop (:meth:`stop_threadsafe` elsewhere)."""

@@ -255,10 +255,9 @@ def _hour_slices(ordered: pa.Table) -> list[tuple[datetime, int, int]]:
     """(hour, offset, length) of each hour's rows of a table sorted by event time."""
     counts = pc.value_counts(pc.floor_temporal(ordered.column("event_time"), unit="hour"))
     slices, start = [], 0
-    # value_counts lists values in order of first appearance: ascending, as the table is sorted
-    for hour, count in zip(
-        counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
-    ):
+    # the hours in ascending order, as the rows are (whatever order value_counts lists them in)
+    pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    for hour, count in sorted(pairs):
         slices.append((hour, start, count))
         start += count
     return slices
