@@ -409,3 +409,42 @@ def test_a_body_nested_over_500_levels_is_refused_whatever_the_stack() -> None:
         parse_request_body(deep)
     shallow = b'{"events": [{"properties": {"x": ' + b"[" * 490 + b"]" * 490 + b"}}]}"
     assert len(parse_request_body(shallow)) == 1
+
+
+def test_a_lake_that_fails_midway_is_reported_as_such_and_a_rerun_stores_the_rest(
+    lake: LocalStorage, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 1,000 events over several hours, flushed every 300 rows, and a lake whose second
+    # Parquet file cannot be written (the disk fills up)
+    good = tmp_path / "spread.ndjson"
+    good.write_text(
+        "".join(
+            json.dumps(launch(n, event_time=f"2026-11-28T{n % 5:02d}:10:00Z")) + "\n" for n in range(1_000)
+        )
+    )
+    monkeypatch.setattr(ingestion, "BULK_CHUNK_LINES", 100)
+    monkeypatch.setattr(ingestion, "BULK_FLUSH_ROWS", 300)
+    put = LocalStorage.put_bytes
+    parquet = [0]
+
+    def filling(self: LocalStorage, key: str, data: bytes, content_type: str | None = None) -> None:
+        if key.endswith(".parquet"):
+            parquet[0] += 1
+            if parquet[0] == 2:
+                raise OSError(28, "No space left on device")
+        put(self, key, data, content_type)
+
+    monkeypatch.setattr(LocalStorage, "put_bytes", filling)
+    # WHEN ingested THEN exit 2, naming the lake (not the file) and counting only what was stored
+    assert ingest_files(lake, APP, [good]) == 2
+    error = capsys.readouterr().err
+    assert f"cannot store in the lake {lake.uri}: No space left on device" in error
+    assert "stored before the error: 0 accepted, 0 rejected" in error
+    stored = ds.dataset(str(lake.path("events")), format="parquet").count_rows()
+    assert 0 < stored < 300  # the first file of the first flush, the rest not
+    # AND WHEN the disk has room again and the same command runs THEN every event is stored
+    monkeypatch.setattr(LocalStorage, "put_bytes", put)
+    assert ingest_files(lake, APP, [good]) == 0
+    assert json.loads(capsys.readouterr().out) == {"accepted": 1_000, "rejected": 0}
+    table = ds.dataset(str(lake.path("events")), format="parquet").to_table(columns=["event_id"])
+    assert set(table.column("event_id").to_pylist()) == {f"launch-{n}" for n in range(1_000)}

@@ -652,8 +652,29 @@ class _ChunkChecked:
 def _check_span(span: _Span, received_at: datetime, currency: str, rates: Rates) -> _ChunkChecked:
     """:func:`_check_lines` of a span of a file (:func:`_line_spans`), read here: a worker
     process's job."""
-    block = _read_span(span.path, span.identity, span.offset, span.length)
+    try:
+        block = _read_span(span.path, span.identity, span.offset, span.length)
+    except OSError as error:
+        raise _ReadError(str(span.path), error.strerror or str(error)) from None
     return _check_lines(span.first, block, received_at, currency, rates)
+
+
+class _ReadError(Exception):
+    """A file that was read in full once failed on a later reading (a disk error, a file replaced
+    meanwhile); raised by the readers, in worker processes too, so that it is told apart from an
+    error storing into the lake."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path, self.reason = path, reason
+
+
+def _reading(path: Path, items: Iterator[Any]) -> Iterator[Any]:
+    """``items``, an OSError while reading ``path`` raised as :class:`_ReadError`."""
+    try:
+        yield from items
+    except OSError as error:
+        raise _ReadError(str(path), error.strerror or str(error)) from error
 
 
 @dataclass(frozen=True)
@@ -742,6 +763,18 @@ class _Pending:
     checked: _ChunkChecked
 
 
+@dataclass
+class _Flush:
+    """What one flush of the bulk path stores: quarantine files, then Parquet files (each removed
+    once stored), and the ids and counts they hold."""
+
+    quarantine: list[tuple[datetime, list[Rejection], str]]
+    files: list[tuple[str, bytes]]
+    ids: list[str]
+    accepted: int
+    rejected: int
+
+
 class _BulkFile:
     """``minidrama ingest``'s bulk path: chunks of lines checked column-wise (:mod:`minidrama.bulk`),
     in worker processes when the input is big, the accepted rows of each chunk encoded into the
@@ -758,7 +791,9 @@ class _BulkFile:
         self.ids: set[str] = set()  # event ids kept since the last flush
         self.stored_ids: list[Any] = []  # event ids written by earlier flushes of this call
         self.quarantine: list[tuple[datetime, list[Rejection], str]] = []  # stored at the flush
-        self.accepted = self.rejected = 0
+        self.accepted = self.rejected = 0  # since the last flush
+        self.stored_accepted = self.stored_rejected = 0  # stored by the flushes
+        self.unstored: _Flush | None = None  # a flush that failed midway, resumed by the next
 
     def checked(
         self,
@@ -836,20 +871,30 @@ class _BulkFile:
         return found
 
     def flush(self) -> None:
-        """Store the files of the rows kept since the last flush."""
+        """Store the files of the rows kept since the last flush, with their quarantine files; a
+        flush that failed midway (OSError) is taken up where it stopped."""
         import pyarrow as pa
 
         from minidrama.writer import PARQUET_CONTENT_TYPE
 
-        for received_at, rejected, source in self.quarantine:  # with the rows, as one batch
+        if self.unstored is None:
+            files = self.files.close() if self.files.rows else []
+            self.unstored = _Flush(self.quarantine, files, list(self.ids), self.accepted, self.rejected)
+            self.quarantine, self.ids, self.accepted, self.rejected = [], set(), 0, 0
+        unstored = self.unstored
+        while unstored.quarantine:  # with the rows, as one batch
+            received_at, rejected, source = unstored.quarantine[0]
             write_quarantine(self.storage, self.app.app_id, received_at, rejected, source=source)
-        self.quarantine = []
-        if not self.files.rows:
-            return
-        for key, data in self.files.close():
+            unstored.quarantine.pop(0)
+        while unstored.files:
+            key, data = unstored.files[0]
             self.storage.put_bytes(key, data, PARQUET_CONTENT_TYPE)
-        self.stored_ids.append(pa.array(list(self.ids), pa.string()))
-        self.ids = set()
+            unstored.files.pop(0)
+        if unstored.ids:
+            self.stored_ids.append(pa.array(unstored.ids, pa.string()))
+        self.stored_accepted += unstored.accepted
+        self.stored_rejected += unstored.rejected
+        self.unstored = None
 
 
 def ingest_files(
@@ -945,38 +990,52 @@ def _ingest_checked_files(
     sink = ParquetSink(storage)
     rates = load_rates(storage)
     batch = _BulkFile(storage, app, rates)
-    accepted = rejected = 0
-    reading = paths[0]
+    accepted = rejected = 0  # stored by the per-event path
 
     def bulk_chunks(progress: Progress) -> Iterator[_Span]:
-        nonlocal reading
         for path in paths:
-            reading = path
-            for identity, first, offset, length in _line_spans(path, progress, BULK_CHUNK_LINES):
+            spans = _reading(path, _line_spans(path, progress, BULK_CHUNK_LINES))
+            for identity, first, offset, length in spans:
                 yield _Span(path, identity, first, offset, length)
+
+    def stored() -> str:
+        return f"{accepted + batch.stored_accepted} accepted, {rejected + batch.stored_rejected} rejected"
 
     with Progress(total_bytes, "ingest", unit="B", quiet=quiet) as progress:
         try:
-            if bulk:
-                for pending in batch.checked(bulk_chunks(progress), clock, pool):
-                    batch.add(pending)
-            else:
-                for path in paths:
-                    reading = path
-                    for lines in _chunks(_read_lines(path, progress), FILE_CHUNK_LINES):
-                        result = _ingest_lines(storage, sink, app, rates, path, lines, clock())
-                        accepted += result.accepted
-                        rejected += len(result.rejected)
-        except OSError as error:
-            # Only when a file that was read in full fails on the second reading (a disk error,
-            # a file replaced by a pipe meanwhile): store what was checked, and say so.
+            try:
+                if bulk:
+                    for pending in batch.checked(bulk_chunks(progress), clock, pool):
+                        batch.add(pending)
+                else:
+                    for path in paths:
+                        lines = _reading(path, _read_lines(path, progress))
+                        for chunk in _chunks(lines, FILE_CHUNK_LINES):
+                            result = _ingest_lines(storage, sink, app, rates, path, chunk, clock())
+                            accepted += result.accepted
+                            rejected += len(result.rejected)
+            except _ReadError as error:
+                # Only when a file that was read in full fails on a later reading (a disk error,
+                # a file replaced meanwhile): store what was checked, and say so.
+                batch.flush()
+                print(
+                    f"minidrama: cannot read {error.path}: {error.reason} (ingested before the error: "
+                    f"{stored()})",
+                    file=sys.stderr,
+                )
+                return 2
             batch.flush()
+        except OSError as error:  # storing into the lake failed
             print(
-                f"minidrama: cannot read {reading}: {error.strerror or error} (ingested before the error: "
-                f"{accepted + batch.accepted} accepted, {rejected + batch.rejected} rejected)",
+                f"minidrama: cannot store in the lake {storage.uri}: {error.strerror or error} (stored "
+                f"before the error: {stored()}; the rest is not: run the same command again, "
+                "an event stored twice is counted once)",
                 file=sys.stderr,
             )
             return 2
-    batch.flush()
-    print(json.dumps({"accepted": accepted + batch.accepted, "rejected": rejected + batch.rejected}))
+    print(
+        json.dumps(
+            {"accepted": accepted + batch.stored_accepted, "rejected": rejected + batch.stored_rejected}
+        )
+    )
     return 0

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from minidrama.lake import fsync_directory
+from minidrama.lake import fsync_directory, make_directories
 
 __all__ = ["Accepted", "JOURNAL_DIRECTORY", "Journal", "read_segment"]
 
@@ -122,9 +122,7 @@ class Journal:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        if not directory.is_dir():
-            directory.mkdir(parents=True, exist_ok=True)
-            fsync_directory(directory.parent)  # the new directory's entry survives a power loss
+        make_directories(directory)  # (each new directory's entry synced)
         self._descriptor: int | None = None
         self._path: Path | None = None
         self._closed: list[Path] = []  # closed since the last rotate (by a failed append)

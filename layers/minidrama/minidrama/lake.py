@@ -163,7 +163,7 @@ class LocalStorage:
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_directories(target.parent)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -183,7 +183,7 @@ class LocalStorage:
         try:
             for key, data, _content_type in objects:
                 target = self.path(key)
-                target.parent.mkdir(parents=True, exist_ok=True)
+                make_directories(target.parent)
                 fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
                 written.append((tmp, target))
                 with os.fdopen(fd, "wb") as handle:
@@ -201,7 +201,7 @@ class LocalStorage:
 
     def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_directories(path.parent)
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -251,6 +251,17 @@ class LocalStorage:
         if not path.is_file():
             raise NotFoundError(key)
         return path
+
+
+def make_directories(directory: Path) -> None:
+    """``directory`` and its missing parents, each new one's entry synced in its parent (so a new
+    partition's directory, and the files in it, survive a power loss)."""
+    if directory.is_dir():
+        return
+    missing = [directory, *[parent for parent in directory.parents if not parent.exists()]]
+    directory.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        fsync_directory(created.parent)
 
 
 def fsync_directory(directory: Path) -> None:
