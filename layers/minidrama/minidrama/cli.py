@@ -30,6 +30,7 @@ from minidrama.config import (
     validate_recipients,
 )
 from minidrama.dashboard import LOCAL_API_URL
+from minidrama.journal import FLUSH_SECONDS, JOURNAL_DIRECTORY
 from minidrama.lake import LocalStorage, Storage, open_lake
 from minidrama.metrics.exceptions import MetricsError
 from minidrama.progress import Progress
@@ -79,8 +80,6 @@ def _port(text: str) -> int:
 
 def _journal_note(storage: Storage) -> None:
     """Say so when the local server's journal holds batches not yet in the lake's files."""
-    from minidrama.journal import JOURNAL_DIRECTORY
-
     if isinstance(storage, LocalStorage) and any((storage.root / JOURNAL_DIRECTORY).glob("*.journal")):
         print(
             "minidrama: note: minidrama serve's journal holds events not yet in the lake's files "
@@ -373,9 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--flush-seconds",
         type=_flush_seconds,
-        default=1.0,
+        default=FLUSH_SECONDS,
         help="accepted events are journaled before the 202 and stored in the lake's Parquet files "
-        "this often (default 1; 0 stores each batch in the lake's files before its 202)",
+        f"this often (default {FLUSH_SECONDS:g}; 0 stores each batch in the lake's files before its 202)",
     )
 
     demo = _command(

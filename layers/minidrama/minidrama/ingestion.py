@@ -33,7 +33,7 @@ import re
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -521,26 +521,34 @@ def _line_blocks(path: Path, progress: Progress | None = None) -> Iterator[tuple
 def _line_spans(
     path: Path, progress: Progress | None, lines_per_block: int
 ) -> Iterator[tuple[tuple[int, int, int, int], int, int, int]]:
-    """The file in spans of whole lines of at least ``lines_per_block`` lines (the last one may be
-    shorter), each as (the file's identity, number of its first line, offset, length without its
-    last newline): what a worker process reads of the file itself (:func:`_read_span`), so that
-    the blocks do not travel through a pipe."""
-    number, start, position, count = 1, 0, 0, 0
+    """:func:`_spans` of the file, each with the file's identity: what a worker process reads of
+    the file itself (:func:`_read_span`), so that the blocks do not travel through a pipe."""
     with _open_regular(path) as handle:
         identity = _identity(os.fstat(handle.fileno()))
-        while data := handle.read(_LINES_READ):
-            if progress is not None:
-                progress.advance(len(data))
-            newlines = data.count(b"\n")
-            count += newlines
-            if newlines and count >= lines_per_block:
-                cut = position + data.rindex(b"\n")
-                yield identity, number, start, cut - start
-                number += count
-                start, count = cut + 1, 0
-            position += len(data)
+        for number, offset, length in _spans(handle, progress, lines_per_block):
+            yield identity, number, offset, length
+
+
+def _spans(
+    handle: BinaryIO, progress: Progress | None, lines_per_block: int
+) -> Iterator[tuple[int, int, int]]:
+    """An open file in spans of whole lines of at least ``lines_per_block`` lines (the last one
+    may be shorter), each as (number of its first line, offset, length without its last
+    newline); the file is read once, in pieces, and nothing is copied."""
+    number, start, position, count = 1, 0, 0, 0
+    while data := handle.read(_LINES_READ):
+        if progress is not None:
+            progress.advance(len(data))
+        newlines = data.count(b"\n")
+        count += newlines
+        if newlines and count >= lines_per_block:
+            cut = position + data.rindex(b"\n")
+            yield number, start, cut - start
+            number += count
+            start, count = cut + 1, 0
+        position += len(data)
     if position > start:
-        yield identity, number, start, position - start
+        yield number, start, position - start
 
 
 def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
@@ -554,37 +562,28 @@ def _read_span(path: Path, identity: tuple[int, int, int, int], offset: int, len
     with _open_regular(path) as handle:
         if _identity(os.fstat(handle.fileno())) != identity:
             raise OSError(errno.ESTALE, "the file was replaced or changed while it was being ingested")
-        pieces, read = [], 0
-        while read < length:
-            piece = os.pread(handle.fileno(), length - read, offset + read)
-            if not piece:
-                raise OSError(errno.EIO, "the file became shorter while it was being ingested")
-            pieces.append(piece)
-            read += len(piece)
+        return _pread(handle, offset, length)
+
+
+def _pread(handle: BinaryIO, offset: int, length: int) -> bytes:
+    """``length`` bytes of an open file from ``offset`` (its position unmoved); OSError when the
+    file no longer holds them."""
+    pieces, read = [], 0
+    while read < length:
+        piece = os.pread(handle.fileno(), length - read, offset + read)
+        if not piece:
+            raise OSError(errno.EIO, "the file became shorter while it was being ingested")
+        pieces.append(piece)
+        read += len(piece)
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _byte_blocks(path: Path, progress: Progress | None, lines_per_block: int) -> Iterator[tuple[int, bytes]]:
-    """The file in blocks of whole lines of at least ``lines_per_block`` lines (the last one may
-    be shorter), each without its last newline and with the number of its first line."""
-    number = 1
-    pieces: list[bytes] = []
-    count = 0  # newlines in pieces
+    """The file in blocks of whole lines (:func:`_spans`), each without its last newline and with
+    the number of its first line."""
     with _open_regular(path) as handle:
-        while data := handle.read(_LINES_READ):
-            if progress is not None:
-                progress.advance(len(data))
-            pieces.append(data)
-            count += data.count(b"\n")
-            if count >= lines_per_block:
-                joined = b"".join(pieces)
-                cut = joined.rindex(b"\n")
-                yield number, joined[:cut]
-                number += count
-                pieces, count = [joined[cut + 1 :]], 0
-    rest = b"".join(pieces)
-    if rest:
-        yield number, rest
+        for number, offset, length in _spans(handle, progress, lines_per_block):
+            yield number, _pread(handle, offset, length)
 
 
 def _decode_line(number: int, raw: bytes) -> _Line:
@@ -925,24 +924,35 @@ def ingest_files(
     (the API's path) and written at once. Both give the same rows and rejections. ``clock`` gives
     each chunk its receipt time.
     """
-    with ExitStack() as stack:
-        # Worker processes pay off once there are a few chunks to share; they start (~0.5 s)
-        # while the files are checked.
-        pool = stack.enter_context(_worker_pool()) if bulk and _sizes(paths) >= PARALLEL_BYTES else None
-        total_bytes = 0
-        for path in paths:
-            try:
-                total_bytes += _check_file(path)
-            except OSError as error:
-                print(
-                    f"minidrama: cannot read {path}: {error.strerror or error} (nothing was ingested)",
-                    file=sys.stderr,
-                )
-                return 2
-        return _ingest_checked_files(
-            storage, app, paths, total_bytes, pool, quiet=quiet, bulk=bulk, clock=clock
+    # Worker processes pay off once there are a few chunks to share; they start (~0.5 s) while
+    # the files are checked.
+    parallel = bulk and _sizes(paths) >= PARALLEL_BYTES
+    with _worker_pool() if parallel else nullcontext() as pool:
+        total_bytes = _checked_bytes(paths)
+        code = (
+            2
+            if total_bytes is None
+            else _ingest_checked_files(
+                storage, app, paths, total_bytes, pool, quiet=quiet, bulk=bulk, clock=clock
+            )
         )
-    raise AssertionError("unreachable")  # (mypy: the with statement may swallow an exception)
+    return code
+
+
+def _checked_bytes(paths: list[Path]) -> int | None:
+    """The files' bytes, each read to its end (:func:`_check_file`); None, having said which file
+    cannot be read and why, when one cannot."""
+    total_bytes = 0
+    for path in paths:
+        try:
+            total_bytes += _check_file(path)
+        except OSError as error:
+            print(
+                f"minidrama: cannot read {path}: {error.strerror or error} (nothing was ingested)",
+                file=sys.stderr,
+            )
+            return None
+    return total_bytes
 
 
 def _sizes(paths: list[Path]) -> int:

@@ -31,9 +31,10 @@ from typing import Any
 
 from minidrama.lake import fsync_directory, make_directories
 
-__all__ = ["Accepted", "JOURNAL_DIRECTORY", "Journal", "read_segment"]
+__all__ = ["Accepted", "FLUSH_SECONDS", "JOURNAL_DIRECTORY", "Journal", "read_segment"]
 
 JOURNAL_DIRECTORY = ".journal"  # of a local lake: the segments of its server's journal
+FLUSH_SECONDS = 1.0  # minidrama serve's default: the journal's outcomes stored in the lake each second
 
 _HEADER = struct.Struct("<QI")  # payload length, CRC-32 of the length and the payload
 _SUFFIX = ".journal"
@@ -49,25 +50,27 @@ class Accepted:
     quarantine: tuple[str, bytes] | None
 
 
-def _encode(outcomes: list[Accepted]) -> bytes:
+def _record(outcomes: list[Accepted]) -> bytes:
+    """One record of ``outcomes``: its header (length, CRC) and its payload, joined in one copy."""
     import pyarrow as pa
 
     parts: list[list[Any]] = []
-    blobs: list[bytes] = []
+    blobs: list[Any] = []  # bytes, and Arrow buffers (read in place)
     for outcome in outcomes:
         if outcome.table.num_rows:
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, outcome.table.schema) as writer:
                 writer.write_table(outcome.table)
-            blob = sink.getvalue().to_pybytes()
-            parts.append(["rows", outcome.app_id, len(blob)])
+            blob = sink.getvalue()
+            parts.append(["rows", outcome.app_id, blob.size])
             blobs.append(blob)
         if outcome.quarantine:
             key, data = outcome.quarantine
             parts.append(["quarantine", key, len(data)])
             blobs.append(data)
-    header = json.dumps({"parts": parts}).encode() + b"\n"
-    return header + b"".join(blobs)
+    blobs.insert(0, json.dumps({"parts": parts}).encode() + b"\n")
+    length = sum(memoryview(blob).nbytes for blob in blobs)
+    return b"".join([_HEADER.pack(length, _crc(length, blobs)), *blobs])
 
 
 def _decode(payload: bytes) -> list[Accepted]:
@@ -89,9 +92,13 @@ def _decode(payload: bytes) -> list[Accepted]:
     return outcomes
 
 
-def _crc(length: int, payload: bytes) -> int:
-    """A record's CRC-32: of its length's 8 bytes and its payload (a damaged length is caught too)."""
-    return zlib.crc32(payload, zlib.crc32(struct.pack("<Q", length)))
+def _crc(length: int, payload: list[Any]) -> int:
+    """A record's CRC-32: of its length's 8 bytes and its payload, given in pieces (a damaged
+    length is caught too)."""
+    crc = zlib.crc32(struct.pack("<Q", length))
+    for piece in payload:
+        crc = zlib.crc32(piece, crc)
+    return crc
 
 
 def read_segment(path: Path) -> tuple[list[Accepted], bool]:
@@ -105,7 +112,7 @@ def read_segment(path: Path) -> tuple[list[Accepted], bool]:
         length, crc = _HEADER.unpack_from(data, offset)
         start = offset + _HEADER.size
         payload = data[start : start + length]
-        if length == 0 or len(payload) < length or _crc(length, payload) != crc:
+        if length == 0 or len(payload) < length or _crc(length, [payload]) != crc:
             break
         try:
             outcomes += _decode(payload)
@@ -148,14 +155,14 @@ class Journal:
     def append(self, outcomes: list[Accepted]) -> None:
         """Write one record of ``outcomes`` and sync it; raises (and nothing may be acknowledged)
         when it cannot. After a failure the record is cut off again and the segment closed."""
-        payload = _encode(outcomes)
+        record = _record(outcomes)
         if self._descriptor is None:
             self._open()
         assert self._descriptor is not None
         descriptor = self._descriptor
         start = os.lseek(descriptor, 0, os.SEEK_END)
         try:
-            view = memoryview(_HEADER.pack(len(payload), _crc(len(payload), payload)) + payload)
+            view = memoryview(record)
             while view:
                 written = os.write(descriptor, view)
                 view = view[written:]

@@ -69,9 +69,9 @@ from minidrama.gateway import (
     proxy_event,
 )
 from minidrama.ingestion import MAX_BODY_BYTES
-from minidrama.journal import JOURNAL_DIRECTORY, Journal, read_segment
+from minidrama.journal import FLUSH_SECONDS, JOURNAL_DIRECTORY, Journal, read_segment
 from minidrama.journal import Accepted as _Accepted
-from minidrama.lake import LocalStorage, Storage
+from minidrama.lake import LocalStorage, Storage, make_directories
 from minidrama.reading import Reader
 from minidrama.router import build_router
 from minidrama.tokens import LakeSecret
@@ -91,7 +91,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 64 * 1024
-FLUSH_SECONDS = 1.0  # minidrama serve's default: the journal's outcomes stored in the lake each second
 
 
 @dataclass(frozen=True)
@@ -237,16 +236,16 @@ class JournalInUseError(RuntimeError):
     """Another ``minidrama serve`` holds the lake's journal."""
 
 
-def lock_journal(storage: LocalStorage, *, wait: bool = False) -> int | None:
+def lock_journal(storage: LocalStorage) -> int | None:
     """An exclusive lock on the lake's journal (a descriptor to keep open while serving), or None
-    when another server holds it (``wait``: wait for it instead)."""
+    when another server holds it."""
     import fcntl
 
     directory = storage.root / JOURNAL_DIRECTORY
-    Journal(directory)  # the directory, created and synced
+    make_directories(directory)
     descriptor = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(descriptor)
         return None
@@ -386,27 +385,27 @@ class LocalServer:
         self.workers = workers
         # The journal (minidrama.journal) on a local lake when flush_seconds is given (and not
         # 0); else each group of requests is stored in the lake's files before its answers.
-        journaled = bool(flush_seconds) and isinstance(storage, LocalStorage)
         self._lock: int | None = None
+        journal: Journal | None = None
         recovered = 0
         if isinstance(storage, LocalStorage):
-            self._lock = lock_journal(storage)
-            if self._lock is None and journaled:
-                raise JournalInUseError(
-                    f"another minidrama serve is running on the lake {storage.uri} (its journal is "
-                    "locked): stop it, or serve another lake"
-                )
+            directory = storage.root / JOURNAL_DIRECTORY
+            if flush_seconds:  # journaled: the journal is this server's while it runs
+                self._lock = lock_journal(storage)
+                if self._lock is None:
+                    raise JournalInUseError(
+                        f"another minidrama serve is running on the lake {storage.uri} (its journal "
+                        "is locked): stop it, or serve another lake"
+                    )
+                journal = Journal(directory)
+            elif any(directory.glob("*.journal")):  # left by a journaled server; unless it runs
+                self._lock = lock_journal(storage)
             if self._lock is not None:
                 # what a journaled server that was killed left is stored first, whatever this one does
                 recovered = recover_journal(storage)
-                if not journaled:  # (the lock is only needed to journal)
+                if journal is None:  # (the lock is only needed to journal)
                     os.close(self._lock)
                     self._lock = None
-        journal = (
-            Journal(storage.root / JOURNAL_DIRECTORY)
-            if journaled and isinstance(storage, LocalStorage)
-            else None
-        )
         self._writer = _GroupWriter(storage, journal, flush_seconds or 0.0)
         if recovered:
             logger.info(
