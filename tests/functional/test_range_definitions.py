@@ -212,6 +212,30 @@ def test_profile_and_device_use_the_latest_launch_in_the_range_in_the_segment(la
     assert segments["os:ios"]["device"]["new"]["brand"] == {"apple": 1}
 
 
+def test_launches_of_one_instant_in_two_os_and_regions_take_the_greatest_event_id(lake):
+    # u1 launches at the same instant on ios/US and android/GB (the facts keep the event id only
+    # for such a user), and on another day in one os and region only (no event id kept there)
+    events = [
+        launch("e1", "u1", at("11-10"), gender="f"),
+        launch("e2", "u1", at("11-10"), os="android", region="GB", gender="m"),
+        launch("e3", "u2", at("11-11"), gender="f"),
+        launch("e4", "u2", at("11-10"), os="android", region="GB", gender="m"),
+    ]
+    segments = range_document(lake, events)["segments"]
+    # all: u1's latest launch is e2 (same instant, greater event id); u2's is e3 (later)
+    assert segments["all"]["profile"]["active"]["gender"] == {"m": 1, "f": 1}
+    assert segments["region:GB"]["profile"]["active"]["gender"] == {"m": 2}
+    # and the same tie on the day's own document
+    day = range_document(lake, [], F, F)["segments"]["all"]
+    assert day["profile"]["active"]["gender"] == {"m": 2}
+    # swapped ids: the ios launch wins
+    swapped = [
+        launch("e9", "u3", at("11-10", "08:00"), gender="x"),
+        launch("e8", "u3", at("11-10", "08:00"), os="android", region="GB", gender="y"),
+    ]
+    assert range_segment(lake, swapped, name="all")["profile"]["active"]["gender"] == {"m": 1, "f": 1, "x": 1}
+
+
 def test_a_later_day_with_only_session_ends_keeps_the_latest_launch_and_adds_its_duration(lake):
     events = [
         launch("a", "u1", at("11-10"), session_id="s1", gender="f", device_brand="apple"),

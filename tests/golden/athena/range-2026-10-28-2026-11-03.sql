@@ -32,7 +32,7 @@ SELECT
     WHEN NOT user_days.day IS NULL
     THEN CAST(ROW(
       CAST(user_days.latest_launch_time AS TIMESTAMP),
-      CAST(user_days.latest_launch_event_id AS VARCHAR)
+      CAST(COALESCE(user_days.latest_launch_event_id, '') AS VARCHAR)
     ) AS ROW(time TIMESTAMP, event_id VARCHAR))
   END AS recency,
   CASE

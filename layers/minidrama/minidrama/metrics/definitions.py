@@ -206,11 +206,12 @@ def _values(alias: str, columns: Sequence[tuple[str, str]], rows: Sequence[Seque
 
 # --- relations several definitions share ------------------------------------------------------
 
-# the latest launch: the latest time, then the greatest event id
+# the latest launch: the latest time, then the greatest event id (stored only where launches of
+# one instant can meet: a user's several os and region pairs of one day, see minidrama.metrics.facts)
 _RECENCY = record(
     {
         "time": ("user_days.latest_launch_time", "TIMESTAMP WITH TIME ZONE"),
-        "event_id": ("user_days.latest_launch_event_id", "VARCHAR"),
+        "event_id": ("coalesce(user_days.latest_launch_event_id, '')", "VARCHAR"),
     }
 )
 # The latest launch's values in one record, a missing one as 'unknown' (max_by skips nulls)

@@ -280,7 +280,9 @@ class MetricsSession:
         for table, query in stored.build_sql(day).items():
             connection.execute(f"CREATE OR REPLACE TABLE fact_{table} AS {query}")
             written[table] = self._put_parquet(
-                connection, f"fact_{table}", partial(stored.facts_key, table, self.app.app_id, day)
+                connection,
+                f"(SELECT * FROM fact_{table} ORDER BY {stored.SORTED_BY[table]})",
+                partial(stored.facts_key, table, self.app.app_id, day),
             )
             connection.execute(
                 f"CREATE OR REPLACE VIEW {table} AS SELECT {literal} AS day, * FROM fact_{table}"

@@ -107,7 +107,7 @@ def query_range(
 _SCANNED_IN_PLACE = {"user_days", "entry_points", "session_ends"}
 # Stored columns the definitions never read (kept for other readers of the facts): not decoding
 # them saves time on every range.
-_UNREAD = {"user_days": {"session_ends"}, "orders": {"order_id", "event_id", "event_time"}}
+_UNREAD = {"user_days": {"session_ends"}, "orders": {"order_id"}}
 
 
 def _read_facts(table: str, paths: list[Path]) -> str:
