@@ -45,7 +45,7 @@ from datetime import date
 from pathlib import Path
 
 from minidrama.lake import NotFoundError, Storage
-from minidrama.metrics.definitions import TOTAL_USERS
+from minidrama.metrics.definitions import TOTAL_USERS, record
 from minidrama.metrics.exceptions import DamagedFacts
 from minidrama.schema import AMOUNT_SCALE, FUNNEL_PAGE_VIEWS
 
@@ -168,6 +168,18 @@ def typed_sql(table: str, select: str) -> str:
     return f"SELECT {columns} FROM ({select}) AS built"
 
 
+_LAUNCH_ATTRIBUTES = ("gender", "age_group", "device_brand", "device_model", "tiktok_version")
+# A pair's latest launch: the latest time, then the greatest event id (SPEC section 6)
+_LAUNCH_ORDER = record({"time": ("event_time", SQL_TYPES["timestamp"]), "event_id": ("event_id", "VARCHAR")})
+_LATEST_LAUNCH = record(
+    {
+        "time": ("event_time", SQL_TYPES["timestamp"]),
+        "event_id": ("event_id", "VARCHAR"),
+        **{name: (name, "VARCHAR") for name in _LAUNCH_ATTRIBUTES},
+    }
+)
+
+
 def build_sql(day: date) -> dict[str, str]:
     """The day's facts from the relations the engine prepares for day D.
 
@@ -181,41 +193,31 @@ def build_sql(day: date) -> dict[str, str]:
     return {
         "user_days": typed_sql(
             "user_days",
-            """
-            WITH launches AS (
-                SELECT user_id, os, region, event_time, event_id, gender, age_group,
-                       device_brand, device_model, tiktok_version,
-                       row_number() OVER (
-                           PARTITION BY user_id, os, region ORDER BY event_time DESC, event_id DESC
-                       ) AS recency,
-                       count(*) OVER (PARTITION BY user_id, os, region) AS launches
-                FROM day_events WHERE event_name = 'app_launch' AND success
-            ), latest AS (
+            f"""
+            WITH pairs AS (
+                SELECT user_id, os, region,
+                       count(*) FILTER (WHERE event_name = 'app_launch') AS launches,
+                       sum(duration_ms) FILTER (WHERE event_name = 'session_end') AS duration_ms,
+                       count(*) FILTER (WHERE event_name = 'session_end') AS session_ends,
+                       max_by({_LATEST_LAUNCH}, {_LAUNCH_ORDER}) FILTER (WHERE event_name = 'app_launch')
+                           AS latest
+                FROM day_events WHERE (event_name = 'app_launch' AND success) OR event_name = 'session_end'
+                GROUP BY user_id, os, region
+            ), users AS (
                 -- the event id orders launches of one instant, which happen only between the
                 -- user's os and region pairs of one day: kept only for a user of several
-                SELECT *, count(*) OVER (PARTITION BY user_id) AS user_pairs FROM launches WHERE recency = 1
-            ), sessions AS (
-                SELECT user_id, os, region, sum(duration_ms) AS duration_ms, count(*) AS session_ends
-                FROM day_events WHERE event_name = 'session_end'
-                GROUP BY user_id, os, region
-            ), keys AS (
-                SELECT user_id, os, region FROM latest
-                UNION SELECT user_id, os, region FROM sessions
+                SELECT user_id, count(*) FILTER (WHERE launches > 0) AS launch_pairs
+                FROM pairs GROUP BY user_id
             )
-            SELECT keys.user_id, keys.os, keys.region,
-                   coalesce(latest.launches, 0) AS launches,
-                   coalesce(sessions.duration_ms, 0) AS duration_ms,
-                   coalesce(sessions.session_ends, 0) AS session_ends,
-                   latest.event_time AS latest_launch_time,
-                   CASE WHEN latest.user_pairs > 1 THEN latest.event_id END AS latest_launch_event_id,
-                   latest.gender, latest.age_group, latest.device_brand, latest.device_model,
-                   latest.tiktok_version, first_launch.first_day AS first_launch_day
-            FROM keys
-            LEFT JOIN latest
-              ON latest.user_id = keys.user_id AND latest.os = keys.os AND latest.region = keys.region
-            LEFT JOIN sessions
-              ON sessions.user_id = keys.user_id AND sessions.os = keys.os AND sessions.region = keys.region
-            LEFT JOIN first_launch ON first_launch.user_id = keys.user_id
+            SELECT pairs.user_id, pairs.os, pairs.region, pairs.launches,
+                   coalesce(pairs.duration_ms, 0) AS duration_ms, pairs.session_ends,
+                   pairs.latest.time AS latest_launch_time,
+                   CASE WHEN users.launch_pairs > 1 THEN pairs.latest.event_id END AS latest_launch_event_id,
+                   {", ".join(f"pairs.latest.{name} AS {name}" for name in _LAUNCH_ATTRIBUTES)},
+                   first_launch.first_day AS first_launch_day
+            FROM pairs
+            JOIN users ON users.user_id = pairs.user_id
+            LEFT JOIN first_launch ON first_launch.user_id = pairs.user_id
             """,
         ),
         "entry_points": typed_sql(
