@@ -38,7 +38,9 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -259,12 +261,17 @@ class MetricsSession:
             connection.execute("DROP TABLE rollup_users")
             connection.execute("DROP TABLE rollup_orders")
             self._store_rollup(connection, day, "user_first", "history_orders")
-            self._store_public_facts(connection, day)
-            # the definitions read the facts, first_launch, first_recharge, cohort_launches and
-            # history_orders: free what only built them
-            for table in ("day_events", "day_page_views", "day_launches", "day_orders", "user_first"):
-                connection.execute(f"DROP TABLE {table}")
-            results = run_definitions(connection, period)
+            # the day's facts are written while the definitions run (they read the tables)
+            with ThreadPoolExecutor(max_workers=1) as writer:
+                written = writer.submit(
+                    self._write_public_facts, connection.cursor(), day, self._build_facts(connection, day)
+                )
+                # the definitions read the facts, first_launch, first_recharge, cohort_launches and
+                # history_orders: free what only built them
+                for table in ("day_events", "day_page_views", "day_launches", "day_orders", "user_first"):
+                    connection.execute(f"DROP TABLE {table}")
+                results = run_definitions(connection, period)
+                self._index_public_facts(day, written.result())
         finally:
             connection.close()
         return build_document(
@@ -276,20 +283,34 @@ class MetricsSession:
             results=results,
         )
 
-    def _store_public_facts(self, connection: duckdb.DuckDBPyConnection, day: date) -> None:
-        """Build, write and index the day's stored facts; bind them for the definitions (with ``day``)."""
+    def _build_facts(self, connection: duckdb.DuckDBPyConnection, day: date) -> list[str]:
+        """Build the day's stored facts as tables ``fact_{table}``, bound for the definitions as
+        views ``{table}`` (with ``day``); their table names."""
         literal = f"DATE '{day.isoformat()}'"
-        written = {}
         for table, query in stored.build_sql(day).items():
             connection.execute(f"CREATE OR REPLACE TABLE fact_{table} AS {query}")
-            written[table] = self._put_parquet(
-                connection,
-                f"(SELECT * FROM fact_{table} ORDER BY {stored.SORTED_BY[table]})",
-                partial(stored.facts_key, table, self.app.app_id, day),
-            )
             connection.execute(
                 f"CREATE OR REPLACE VIEW {table} AS SELECT {literal} AS day, * FROM fact_{table}"
             )
+        return list(stored.TABLES)
+
+    def _write_public_facts(
+        self, cursor: duckdb.DuckDBPyConnection, day: date, tables: list[str]
+    ) -> dict[str, stored.FactsFile]:
+        """Write the built facts of ``day`` to the lake (on ``cursor``, its own connection)."""
+        try:
+            return {
+                table: self._put_parquet(
+                    cursor,
+                    f"(SELECT * FROM fact_{table} ORDER BY {stored.SORTED_BY[table]})",
+                    partial(stored.facts_key, table, self.app.app_id, day),
+                )
+                for table in tables
+            }
+        finally:
+            cursor.close()
+
+    def _index_public_facts(self, day: date, written: dict[str, stored.FactsFile]) -> None:
         # Replaced files go once the index stops naming them (one rewritten unchanged stays).
         self._garbage.extend(entry.key for entry in self.facts_index.days.get(day, {}).values())
         self.facts_index.days[day] = written
@@ -365,7 +386,7 @@ class MetricsSession:
     ) -> stored.FactsFile:
         """Write ``relation`` (a table, or a query in parentheses) as zstd Parquet to the lake, under
         the key ``key_of`` gives for its SHA-256; the local copy counts as verified."""
-        scratch = self.workdir / "out" / "scratch.parquet"
+        scratch = self.workdir / "out" / f"scratch-{threading.get_ident()}.parquet"  # one per writer
         scratch.parent.mkdir(parents=True, exist_ok=True)
         connection.execute(f"COPY {relation} TO {_quote(scratch)} (FORMAT parquet, COMPRESSION zstd)")
         data = scratch.read_bytes()
