@@ -100,6 +100,9 @@ def test_the_athena_plan_gives_the_embedded_engines_day(scenario):
         for day in days:
             embedded = json.loads(lake.get_bytes(metrics_key(app.app_id, day)))
             embedded_facts = facts_rows(lake, app, day)
+            # retention's stored counts are the embedded engine's alone (ranges over a day without
+            # them work retention out from the launches)
+            embedded_facts.pop("retention")
             # WHEN the day is computed again by the Athena engine's plan
             plan = plan_day(app, day, bucket=BUCKET, database=DATABASE)
             empty = run_plan_on_duckdb(root, plan)

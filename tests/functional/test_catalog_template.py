@@ -25,7 +25,7 @@ from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage, events_key, events_partition, metrics_key
 from minidrama.metrics import compute_days
 from minidrama.metrics.compaction import COMPACTED_PREFIX, compact_partition
-from minidrama.metrics.facts import TABLES, FactsIndex, facts_key, table_prefix
+from minidrama.metrics.facts import ALL_TABLES, FactsIndex, facts_key, table_prefix
 from minidrama.writer import EVENTS_SCHEMA
 from tests.metrics_support import event, ingest
 
@@ -42,7 +42,7 @@ ION_SERDE = "com.amazon.ionhiveserde.IonHiveSerDe"
 TABLE_PREFIXES = {
     "events": "events/",
     "daily_metrics": "metrics/",
-    **{f"facts_{table}": f"facts/{table}/" for table in TABLES},
+    **{f"facts_{table}": f"facts/{table}/" for table in ALL_TABLES},
 }
 
 
@@ -188,7 +188,7 @@ def test_the_stack_declares_the_lake_database_named_by_a_parameter(template: dic
 def test_the_catalog_has_the_events_every_facts_table_and_the_daily_documents(
     template: dict[str, Any],
 ) -> None:
-    # GIVEN the facts tables the engine writes (minidrama.metrics.facts.TABLES)
+    # GIVEN the facts tables the engine writes (minidrama.metrics.facts.ALL_TABLES)
     # THEN each has a Glue table, beside the events and the daily documents, and nothing else
     assert set(_glue_tables(template)) == set(TABLE_PREFIXES)
     for name, prefix in TABLE_PREFIXES.items():
@@ -211,7 +211,7 @@ def test_the_events_table_has_the_columns_every_events_file_has(
         assert declared == _hive_columns(schema), source
 
 
-@pytest.mark.parametrize("table", sorted(TABLES))
+@pytest.mark.parametrize("table", sorted(ALL_TABLES))
 def test_each_facts_table_has_the_columns_the_engine_writes(
     template: dict[str, Any], written: dict[str, Any], table: str
 ) -> None:
@@ -302,7 +302,7 @@ def test_the_location_templates_are_the_lake_layout(
     assert location("events") == lake + events_partition(app_id, day, hour)
     assert (lake + events_key(app_id, day, hour, "x")).startswith(location("events"))
     assert location("daily_metrics") + "metrics.json" == lake + metrics_key(app_id, day)
-    for table in TABLES:
+    for table in ALL_TABLES:
         key = facts_key(table, app_id, day, "0" * 64)
         assert location(f"facts_{table}") == lake + key.rsplit("/", 1)[0] + "/"
         assert location(f"facts_{table}").startswith(lake + table_prefix(table, app_id))

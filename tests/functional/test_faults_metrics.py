@@ -31,7 +31,7 @@ from minidrama.ingestion import ingest_events
 from minidrama.lake import S3Storage, events_partition, state_prefix
 from minidrama.metrics import compute_days
 from minidrama.metrics.compaction import compact_partition, readable_files
-from minidrama.metrics.facts import TABLES, FactsIndex, table_prefix
+from minidrama.metrics.facts import ALL_TABLES, FactsIndex, table_prefix
 from tests.faults import FaultInjector, Tally, plan, rotated
 from tests.metrics_support import event, without_generated_at
 
@@ -251,7 +251,7 @@ def _indexed(storage: S3Storage) -> set[str]:
 
 def _stored_files(storage: S3Storage) -> set[str]:
     keys = {info.key for info in storage.list(state_prefix("app")) if not info.key.endswith("index.json")}
-    return keys | {info.key for table in TABLES for info in storage.list(table_prefix(table, "app"))}
+    return keys | {info.key for table in ALL_TABLES for info in storage.list(table_prefix(table, "app"))}
 
 
 # botocore's retries are exercised by the other steps (``once``); here every call of each operation

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pytest
 
 from minidrama.config import AppConfig
-from minidrama.metrics import compute_days
+from minidrama.metrics import compute_days, ranges
 from tests.metrics_support import compute, event, ingest, query
 
 F = date(2026, 11, 10)
@@ -493,6 +493,76 @@ def test_retention_d7_totals_only_the_cohorts_seven_days_before_t_or_earlier(lak
     assert new["d1"] == {"cohort_size": 3, "retained": 1, "rate": 1 / 3}
     # active d1: {u1, u2} on 11-01 and {u2, u3} on 11-02 -> 4 cohort members, u2 retained once
     assert retention["active"]["d1"] == {"cohort_size": 4, "retained": 1, "rate": 0.25}
+
+
+@pytest.fixture
+def stored_retention_checks(monkeypatch):
+    """What each range query's check of the stored retention counts answered, in order."""
+    answers = []
+    check = ranges._stored_retention_holds
+
+    def recording(connection, period):
+        answers.append(check(connection, period))
+        return answers[-1]
+
+    monkeypatch.setattr(ranges, "_stored_retention_holds", recording)
+    return answers
+
+
+def test_retention_is_read_from_the_stored_counts_when_they_read_the_same_events(
+    lake, stored_retention_checks, monkeypatch
+):
+    first, last = date(2026, 11, 1), date(2026, 11, 16)
+    events = [
+        launch("a", "u1", at("11-01")),
+        launch("b", "u1", at("11-02"), os="android"),  # d1 of 11-01, in another segment
+        launch("c", "u1", at("11-08")),  # d7 of 11-01, d6 of 11-02
+        launch("d", "u1", at("11-15"), region="GB"),  # d14 of 11-01, d7 of 11-08
+        launch("e", "u2", at("10-20")),  # first launch before the range: active, never new in it
+        launch("f", "u2", at("11-01")),
+        launch("g", "u2", at("11-08"), region="GB"),
+        launch("h", "u3", at("11-08")),
+        launch("i", "u3", at("11-09")),
+        launch("j", "u3", at("11-09"), os="android"),  # one day, two segments
+        launch("k", "u4", at("11-09"), os="android", region="GB"),
+        launch("l", "u4", at("11-16"), os="android", region="GB"),
+    ]
+    # GIVEN every day computed once, from the same events: the days' stored counts agree
+    stored = range_document(lake, events, first, last, since=date(2026, 10, 20))
+    # (computing them wrote the weeks and the month that completed, also read from the counts)
+    assert stored_retention_checks and all(stored_retention_checks)
+    # THEN the document is the one worked out from the launches, segment by segment
+    monkeypatch.setattr(ranges, "_stored_retention_holds", lambda connection, period: False)
+    from_launches = query(lake, first, last)
+    assert stored["segments"] == from_launches["segments"]
+    new = stored["segments"]["all"]["retention"]["new"]
+    # new cohorts: 11-01 {u1} (back on 11-02, 11-08, 11-15), 11-08 {u3} (back 11-09), 11-09 {u4}
+    assert (new["d1"], new["d7"], new["d14"]) == (
+        {"cohort_size": 3, "retained": 2, "rate": 2 / 3},
+        {"cohort_size": 3, "retained": 2, "rate": 2 / 3},
+        {"cohort_size": 1, "retained": 1, "rate": 1.0},
+    )
+    # active in GB: u2 on 11-08, u4 on 11-09 and 11-16, u1 on 11-15
+    gb = stored["segments"]["region:GB"]["retention"]["active"]["cohorts"]
+    assert [row["cohort_size"] for row in gb] == [0] * 7 + [1, 1] + [0] * 5 + [1, 1]
+    assert gb[8]["d7"] == {"retained": 1, "rate": 1.0}  # u4 of 11-09 back on 11-16
+
+
+def test_retention_after_a_cohort_day_alone_is_recomputed_is_worked_out_from_the_launches(
+    lake, stored_retention_checks
+):
+    app = AppConfig("app")
+    range_document(lake, [launch("a", "u1", at("11-10")), launch("b", "u2", at("11-11"))], app=app)
+    # WHEN a late launch of u2 on 11-10 arrives and only 11-10 is computed again: 11-11 still
+    # holds the returns of the 11-10 cohort it was computed against, without u2
+    ingest(lake, [launch("late", "u2", at("11-10"))], app)
+    compute_days(lake, app, [F])
+    retention = query(lake, F, T)["segments"]["all"]["retention"]
+    # THEN u2's return on 11-11 counts: the stored counts disagree (the check says so)
+    assert retention["new"]["cohorts"][0]["cohort_size"] == 2
+    assert retention["new"]["cohorts"][0]["d1"] == {"retained": 1, "rate": 0.5}
+    assert retention["active"]["d1"] == {"cohort_size": 3, "retained": 1, "rate": 1 / 3}
+    assert stored_retention_checks[-2:] == [True, False]
 
 
 def test_ltv_of_the_new_users_of_the_range_and_its_narrowed_dn_cohorts(lake):

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
 
@@ -230,7 +230,8 @@ def shared_relations(period: Period) -> dict[str, str]:
     first_combo_day, recency, latest)``
         the period's ``user_days`` once per user, os and region: successful launches and session
         end durations summed, the user's first launch ever (as the rows carry it), and of the days
-        with a successful launch: their list, the first one, and the latest launch's ``recency``
+        with a successful launch: their list (null when retention is read from its stored
+        counts), the first one, and the latest launch's ``recency``
         (time, event id) and attributes (``latest``, a missing one as ``'unknown'``). Users,
         profile and device read it instead of each grouping the period's rows again.
     ``launch_users(user_id, one_segment_pair, first_day)``
@@ -245,6 +246,8 @@ def shared_relations(period: Period) -> dict[str, str]:
     carries its user's first launch ever): the range's rows are read once.
     """
     launched = "FILTER (WHERE launches > 0)"
+    # only retention reads the lists, and not when a range reads its stored counts
+    launch_days = "CAST(NULL AS DATE[])" if period.stored_retention else f"{collect('day')} {launched}"
     relations = {
         # A user, os and region have one row a day: their latest launch is that of their last
         # launch day, read back by a join (far cheaper than a max_by of records over every row).
@@ -252,7 +255,7 @@ def shared_relations(period: Period) -> dict[str, str]:
             WITH grouped AS (
                 SELECT user_id, os, region, sum(launches) AS launches, sum(duration_ms) AS duration_ms,
                        min(first_launch_day) AS first_launch_day,
-                       {collect("day")} {launched} AS launch_days, min(day) {launched} AS first_combo_day,
+                       {launch_days} AS launch_days, min(day) {launched} AS first_combo_day,
                        max(day) {launched} AS last_launch_day
                 FROM user_days GROUP BY user_id, os, region
             )
@@ -510,6 +513,8 @@ class Retention(Definition):
     name = "retention"
 
     def queries(self, period: Period) -> dict[str, str]:
+        if period.stored_retention:
+            return {"main": self._stored(period)}
         # A member's return is looked up in the list of their launch days (any segment): joining
         # the cohort to the return days on user_id alone grows as the square of a user's launch
         # days. The cohort rows are unnested from each user, os and region's list of days, so no
@@ -553,6 +558,52 @@ class Retention(Definition):
                 FROM {users_by_segment("cohort_rows", "cohort_date", counts)} AS counted
             """
         }
+
+    @staticmethod
+    def _stored(period: Period) -> str:
+        """The range's rows from the stored counts of its days (``retention``, see
+        :func:`stored_rows`): each cohort day's own row, and its dN from the row of day C + N."""
+        retained = ", ".join(
+            f"max(CASE WHEN back.days_after = {offset} THEN back.{kind}_users END) AS d{offset}_{kind}_users"
+            for offset in RETENTION_DAYS
+            for kind in ("active", "new")
+        )
+        return f"""
+            SELECT own.segment, own.cohort_date, own.active_users, own.new_users, {retained}
+            FROM retention AS own
+            LEFT JOIN retention AS back
+              ON back.segment = own.segment AND back.cohort_date = own.cohort_date AND back.days_after > 0
+            WHERE own.days_after = 0 AND own.active_users > 0
+              AND {_on_days("own.cohort_date", period.days)}
+            GROUP BY own.segment, own.cohort_date, own.active_users, own.new_users
+        """
+
+    @staticmethod
+    def stored_rows(
+        day: date, results: Mapping[tuple[str, str], list[Row]], sources: Mapping[date, str]
+    ) -> list[tuple]:
+        """The rows of the stored ``retention`` table of ``day`` from its results (run_definitions'):
+        per segment, the day's own cohort (days_after 0: the day's active and new users, the same
+        sets as a cohort's, SPEC section 6) and the returns to the day of the cohort of D - N
+        (days_after N); ``all`` has every row, zeros included, so that a reader can tell a stored
+        empty cohort from a missing one. ``sources[C]`` names what cohort C was computed from."""
+        rows: list[tuple] = []
+        own = {row["segment"]: row for row in results[("users", "main")]}
+        for segment in segment_order({"all", *own}):
+            row = own.get(segment, {})
+            rows.append(
+                (segment, day, 0, _count(row.get("active_users")), _count(row.get("new_users")), sources[day])
+            )
+        for offset in RETENTION_DAYS:
+            cohort = day - timedelta(days=offset)
+            back = {
+                row["segment"]: row for row in results[("retention", "main")] if row["cohort_date"] == cohort
+            }
+            for segment in segment_order({"all", *back}):
+                row = back.get(segment, {})
+                active, new = (_count(row.get(f"d{offset}_{kind}_users")) for kind in ("active", "new"))
+                rows.append((segment, cohort, offset, active, new, sources[cohort]))
+        return rows
 
     @staticmethod
     def _measured(period: Period) -> dict[int, list[date]]:

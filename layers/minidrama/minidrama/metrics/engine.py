@@ -61,10 +61,10 @@ from minidrama.metrics.compaction import (
     parquet_columns,
     unreadable_event_file,
 )
-from minidrama.metrics.definitions import DEFINITIONS, shared_relations
+from minidrama.metrics.definitions import DEFINITIONS, Retention, shared_relations
 from minidrama.metrics.document import build_document
 from minidrama.metrics.exceptions import DamagedFacts, UnreadableEvents
-from minidrama.metrics.period import Period
+from minidrama.metrics.period import RETENTION_DAYS, Period
 from minidrama.metrics.window import day_window, days_with_data
 
 __all__ = ["MetricsSession", "connect", "run_definitions"]
@@ -271,7 +271,8 @@ class MetricsSession:
                 for table in ("day_events", "day_page_views", "day_launches", "day_orders", "user_first"):
                     connection.execute(f"DROP TABLE {table}")
                 results = run_definitions(connection, period)
-                self._index_public_facts(day, written.result())
+                document_facts = self._write_document_facts(connection, day, results)
+                self._index_public_facts(day, {**written.result(), **document_facts})
         finally:
             connection.close()
         return build_document(
@@ -309,6 +310,29 @@ class MetricsSession:
             }
         finally:
             cursor.close()
+
+    def _write_document_facts(
+        self, connection: duckdb.DuckDBPyConnection, day: date, results: dict[tuple[str, str], list[Any]]
+    ) -> dict[str, stored.FactsFile]:
+        """Write the facts taken from the day's results (:data:`~minidrama.metrics.facts.DOCUMENT_TABLES`).
+
+        A cohort's counts name the chain of its day (its events and every earlier day's, as now):
+        the cohort's own row (written when C is computed) and its returns (when C + N is) agree on
+        it exactly when both were computed from the same history up to C."""
+        cohorts = [day, *(day - timedelta(days=offset) for offset in RETENTION_DAYS)]
+        rows = Retention.stored_rows(day, results, {cohort: self._chain(cohort) for cohort in cohorts})
+        columns = ", ".join(
+            f"{name} {stored.SQL_TYPES[kind]}" for name, kind in stored.ALL_TABLES["retention"]
+        )
+        connection.execute(f"CREATE OR REPLACE TABLE fact_retention ({columns})")
+        connection.executemany(f"INSERT INTO fact_retention VALUES ({', '.join('?' * 6)})", rows)
+        return {
+            "retention": self._put_parquet(
+                connection,
+                f"(SELECT * FROM fact_retention ORDER BY {stored.SORTED_BY['retention']})",
+                partial(stored.facts_key, "retention", self.app.app_id, day),
+            )
+        }
 
     def _index_public_facts(self, day: date, written: dict[str, stored.FactsFile]) -> None:
         # Replaced files go once the index stops naming them (one rewritten unchanged stays).
@@ -646,7 +670,7 @@ class MetricsSession:
         named = self._named()
         present |= {
             info.key
-            for table in stored.TABLES
+            for table in stored.ALL_TABLES
             for info in self.storage.list(stored.table_prefix(table, self.app.app_id))
         }
         named |= self.facts_index.keys()

@@ -27,6 +27,13 @@ Tables (one row per what; columns in :data:`TABLES`, types in :data:`SQL_TYPES`)
     the user's first recharge order ever (null when none up to the day).
 ``segment_totals``
     one row per segment with launches on any day up to the day: ``total_users`` up to the day.
+``retention`` (from the day's document, :data:`DOCUMENT_TABLES`)
+    one row per segment and cohort: the day's own cohort (``days_after`` 0: its active and new
+    users) and, for each N of 1, 7, 14 and 30, the cohort of D - N (``days_after`` N: how many of
+    its active and new members launched on D). ``all`` has a row for every cohort, empty or not.
+    ``cohort_source`` names the events of the cohort day and of every day before it as they were
+    when the row was computed: a range reads the counts only where each cohort's rows agree on
+    it, and otherwise works retention out from the launches of ``user_days``.
 
 A range needs only the facts of its own days: a user active in it carries their first launch,
 an order its user's first recharge, and the last day the totals of every segment.
@@ -51,6 +58,8 @@ from minidrama.schema import AMOUNT_SCALE, FUNNEL_PAGE_VIEWS
 
 __all__ = [
     "TABLES",
+    "DOCUMENT_TABLES",
+    "ALL_TABLES",
     "SQL_TYPES",
     "SORTED_BY",
     "FACTS_PREFIX",
@@ -123,6 +132,20 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "segment_totals": (("segment", "string"), ("total_users", "int64")),
 }
 
+# Tables the engine writes from the day's results rather than from its relations; an engine that
+# does not write them leaves their readers to work the same numbers out from TABLES.
+DOCUMENT_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "retention": (
+        ("segment", "string"),
+        ("cohort_date", "date"),
+        ("days_after", "int64"),
+        ("active_users", "int64"),
+        ("new_users", "int64"),
+        ("cohort_source", "string"),
+    ),
+}
+ALL_TABLES = {**TABLES, **DOCUMENT_TABLES}
+
 # The order of the rows in a file the engine writes: like values side by side compress to less
 # (a user's rows, durations in order), and a rewrite of unchanged facts is the same file.
 SORTED_BY: dict[str, str] = {
@@ -132,6 +155,7 @@ SORTED_BY: dict[str, str] = {
     "event_counts": "os, region, event_name",
     "orders": "user_id, event_name, order_id",
     "segment_totals": "segment",
+    "retention": "segment, cohort_date, days_after",
 }
 
 SQL_TYPES = {
@@ -146,7 +170,7 @@ SQL_TYPES = {
 
 def column_list(table: str) -> str:
     """The table's columns, comma separated, in stored order."""
-    return ", ".join(name for name, _kind in TABLES[table])
+    return ", ".join(name for name, _kind in ALL_TABLES[table])
 
 
 def table_prefix(table: str, app_id: str) -> str:
@@ -164,7 +188,7 @@ def facts_index_key(app_id: str) -> str:
 
 def typed_sql(table: str, select: str) -> str:
     """``select`` with every column cast to its stored type, in stored order."""
-    columns = ", ".join(f"CAST({name} AS {SQL_TYPES[kind]}) AS {name}" for name, kind in TABLES[table])
+    columns = ", ".join(f"CAST({name} AS {SQL_TYPES[kind]}) AS {name}" for name, kind in ALL_TABLES[table])
     return f"SELECT {columns} FROM ({select}) AS built"
 
 

@@ -77,6 +77,9 @@ class Period:
     last: date
     retention_pairs: tuple[RetentionPair, ...]
     ltv_windows: tuple[LtvWindow, ...]
+    # A range whose days' stored retention counts agree (minidrama.metrics.facts: ``retention``)
+    # reads them instead of working retention out from the launches.
+    stored_retention: bool = False
 
     @classmethod
     def day(cls, day: date) -> Period:

@@ -11,9 +11,12 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage, Storage
@@ -69,9 +72,14 @@ def query_range(
     # the facts in any order costs a third less.
     connection.execute("SET preserve_insertion_order = false")
     try:
+        tables = list(facts.TABLES)
+        # Retention's stored counts where every day has them (an engine that writes none leaves
+        # retention to be worked out from the launches).
+        if all("retention" in index.days[day] for day in period.days):
+            tables.append("retention")
         entries = {
             table: [index.days[day][table] for day in ([last] if table == "segment_totals" else period.days)]
-            for table in facts.TABLES
+            for table in tables
         }
         # Downloads from S3 overlap; a local lake is read in place.
         with ThreadPoolExecutor(max_workers=1 if isinstance(storage, LocalStorage) else 16) as pool:
@@ -84,6 +92,8 @@ def query_range(
             connection.execute(f"CREATE {kind} {table} AS {_read_facts(table, table_paths)}")
         for statement in _DERIVED:
             connection.execute(statement)
+        if "retention" in paths and _stored_retention_holds(connection, period):
+            period = replace(period, stored_retention=True)
         results = run_definitions(connection, period)
     finally:
         connection.close()
@@ -110,9 +120,30 @@ _SCANNED_IN_PLACE = {"user_days", "entry_points", "session_ends"}
 _UNREAD = {"user_days": {"session_ends"}, "orders": {"order_id"}}
 
 
+def _stored_retention_holds(connection: duckdb.DuckDBPyConnection, period: Period) -> bool:
+    """Whether the range's stored retention counts are those of one history: every day has its
+    own cohort's row, and each (cohort day, N) the range measures has its row on day C + N,
+    computed from the same events up to C as the cohort's own (``cohort_source``). Otherwise a
+    day was recomputed (late events) without the days that look back at it, and retention is
+    worked out from the launches instead."""
+    [(own_rows, agreeing_returns)] = connection.execute(
+        f"""
+        SELECT (SELECT count(*) FROM retention WHERE segment = 'all' AND days_after = 0),
+               (SELECT count(*)
+                FROM retention AS back
+                JOIN retention AS own
+                  ON own.segment = 'all' AND own.days_after = 0 AND own.cohort_date = back.cohort_date
+                 AND own.cohort_source = back.cohort_source
+                WHERE back.segment = 'all' AND back.days_after > 0
+                  AND back.cohort_date >= DATE '{period.first.isoformat()}')
+        """
+    ).fetchall()
+    return own_rows == len(period.days) and agreeing_returns == len(period.retention_pairs)
+
+
 def _read_facts(table: str, paths: list[Path]) -> str:
     files = ", ".join(sql.quote(str(path)) for path in paths)
-    columns = ", ".join(name for name, _kind in facts.TABLES[table] if name not in _UNREAD.get(table, ()))
+    columns = ", ".join(name for name, _kind in facts.ALL_TABLES[table] if name not in _UNREAD.get(table, ()))
     return (
         f"SELECT dt AS day, {columns}"
         f" FROM read_parquet([{files}], hive_partitioning = true, hive_types = {{'dt': DATE}})"
