@@ -41,7 +41,6 @@ unless --keep-baseline): useful while the working tree is being edited. A child 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import random
@@ -429,9 +428,7 @@ def scenario_profile(lake: Path, first: date, last: date) -> dict:
     connection.execute("SET preserve_insertion_order = false")  # as query_range
     workdir = Path(tempfile.mkdtemp(prefix="range-profile-"))
     results = {}
-    tables = list(facts.TABLES)
-    if all("retention" in index.days[day] for day in period.days):  # as query_range
-        tables.append("retention")
+    tables = ranges._facts_tables(index, period)
     for table in tables:
         days = [last] if table == "segment_totals" else period.days
         paths = [facts.verified_path(storage, index.days[day][table], workdir) for day in days]
@@ -448,9 +445,8 @@ def scenario_profile(lake: Path, first: date, last: date) -> dict:
     for statement in ranges._DERIVED:
         connection.execute(statement)
         step("derive " + statement.split()[2])
-    if "retention" in tables and ranges._stored_retention_holds(connection, period):
-        period = dataclasses.replace(period, stored_retention=True)
-        step("check stored retention")
+    period = ranges._with_stored_retention(connection, period, tables)
+    step("check stored retention")
     for name, query in shared_relations(period).items():  # as run_definitions
         connection.execute(f"CREATE OR REPLACE TABLE {name} AS {query}")
         step(f"shared {name}")

@@ -300,16 +300,19 @@ class MetricsSession:
     ) -> dict[str, stored.FactsFile]:
         """Write the built facts of ``day`` to the lake (on ``cursor``, its own connection)."""
         try:
-            return {
-                table: self._put_parquet(
-                    cursor,
-                    f"(SELECT * FROM fact_{table} ORDER BY {stored.SORTED_BY[table]})",
-                    partial(stored.facts_key, table, self.app.app_id, day),
-                )
-                for table in tables
-            }
+            return {table: self._put_fact_table(cursor, day, table) for table in tables}
         finally:
             cursor.close()
+
+    def _put_fact_table(
+        self, connection: duckdb.DuckDBPyConnection, day: date, table: str
+    ) -> stored.FactsFile:
+        """Write the table ``fact_{table}`` as the day's facts file of ``table``, in stored order."""
+        return self._put_parquet(
+            connection,
+            f"(SELECT * FROM fact_{table} ORDER BY {stored.SORTED_BY[table]})",
+            partial(stored.facts_key, table, self.app.app_id, day),
+        )
 
     def _write_document_facts(
         self, connection: duckdb.DuckDBPyConnection, day: date, results: dict[tuple[str, str], list[Any]]
@@ -321,18 +324,11 @@ class MetricsSession:
         it exactly when both were computed from the same history up to C."""
         cohorts = [day, *(day - timedelta(days=offset) for offset in RETENTION_DAYS)]
         rows = Retention.stored_rows(day, results, {cohort: self._chain(cohort) for cohort in cohorts})
-        columns = ", ".join(
-            f"{name} {stored.SQL_TYPES[kind]}" for name, kind in stored.ALL_TABLES["retention"]
-        )
-        connection.execute(f"CREATE OR REPLACE TABLE fact_retention ({columns})")
-        connection.executemany(f"INSERT INTO fact_retention VALUES ({', '.join('?' * 6)})", rows)
-        return {
-            "retention": self._put_parquet(
-                connection,
-                f"(SELECT * FROM fact_retention ORDER BY {stored.SORTED_BY['retention']})",
-                partial(stored.facts_key, "retention", self.app.app_id, day),
-            )
-        }
+        columns = stored.ALL_TABLES["retention"]
+        typed = ", ".join(f"{name} {stored.SQL_TYPES[kind]}" for name, kind in columns)
+        connection.execute(f"CREATE OR REPLACE TABLE fact_retention ({typed})")
+        connection.executemany(f"INSERT INTO fact_retention VALUES ({', '.join('?' * len(columns))})", rows)
+        return {"retention": self._put_fact_table(connection, day, "retention")}
 
     def _index_public_facts(self, day: date, written: dict[str, stored.FactsFile]) -> None:
         # Replaced files go once the index stops naming them (one rewritten unchanged stays).

@@ -72,14 +72,9 @@ def query_range(
     # the facts in any order costs a third less.
     connection.execute("SET preserve_insertion_order = false")
     try:
-        tables = list(facts.TABLES)
-        # Retention's stored counts where every day has them (an engine that writes none leaves
-        # retention to be worked out from the launches).
-        if all("retention" in index.days[day] for day in period.days):
-            tables.append("retention")
         entries = {
             table: [index.days[day][table] for day in ([last] if table == "segment_totals" else period.days)]
-            for table in tables
+            for table in _facts_tables(index, period)
         }
         # Downloads from S3 overlap; a local lake is read in place.
         with ThreadPoolExecutor(max_workers=1 if isinstance(storage, LocalStorage) else 16) as pool:
@@ -92,8 +87,7 @@ def query_range(
             connection.execute(f"CREATE {kind} {table} AS {_read_facts(table, table_paths)}")
         for statement in _DERIVED:
             connection.execute(statement)
-        if "retention" in paths and _stored_retention_holds(connection, period):
-            period = replace(period, stored_retention=True)
+        period = _with_stored_retention(connection, period, list(paths))
         results = run_definitions(connection, period)
     finally:
         connection.close()
@@ -118,6 +112,25 @@ _SCANNED_IN_PLACE = {"user_days", "entry_points", "session_ends"}
 # Stored columns the definitions never read (kept for other readers of the facts): not decoding
 # them saves time on every range.
 _UNREAD = {"user_days": {"session_ends"}, "orders": {"order_id"}}
+
+
+def _facts_tables(index: facts.FactsIndex, period: Period) -> list[str]:
+    """The facts tables a range reads: every one of ``TABLES``, and retention's stored counts
+    where every day has them (an engine that writes none leaves retention to be worked out from
+    the launches)."""
+    tables = list(facts.TABLES)
+    if all("retention" in index.days[day] for day in period.days):
+        tables.append("retention")
+    return tables
+
+
+def _with_stored_retention(
+    connection: duckdb.DuckDBPyConnection, period: Period, tables: list[str]
+) -> Period:
+    """``period``, reading retention from its stored counts when they were loaded and hold."""
+    if "retention" in tables and _stored_retention_holds(connection, period):
+        return replace(period, stored_retention=True)
+    return period
 
 
 def _stored_retention_holds(connection: duckdb.DuckDBPyConnection, period: Period) -> bool:
