@@ -430,10 +430,9 @@ def scenario_profile(lake: Path, first: date, last: date) -> dict:
     connection.execute("SET preserve_insertion_order = false")  # as query_range
     workdir = Path(tempfile.mkdtemp(prefix="range-profile-"))
     results = {}
-    tables = ranges._facts_tables(index, period)
-    for table in tables:
-        days = [last] if table == "segment_totals" else period.days
-        paths = [facts.verified_path(storage, index.days[day][table], workdir) for day in days]
+    entries = ranges._facts_entries(index, period)
+    for table, listed in entries.items():
+        paths = ranges._verified_paths(storage, {table: listed}, workdir)[table]  # as query_range
         step(f"verify {table}", mb=round(sum(path.stat().st_size for path in paths) / 2**20, 1))
         # as query_range: a table scanned in place is a view, read by its query and not here
         in_place = table in ranges._SCANNED_IN_PLACE
@@ -447,7 +446,7 @@ def scenario_profile(lake: Path, first: date, last: date) -> dict:
     for statement in ranges._DERIVED:
         connection.execute(statement)
         step("derive " + statement.split()[2])
-    period = ranges._with_stored_retention(connection, period, tables)
+    period = ranges._with_stored_retention(connection, period, list(entries))
     step("check stored retention")
     for name, query in shared_relations(period).items():  # as run_definitions
         connection.execute(f"CREATE OR REPLACE TABLE {name} AS {query}")
