@@ -99,6 +99,7 @@ def compute_days(
             keys.append(key)
             if on_day is not None:
                 on_day(day)
+        session.refresh_spans()
     return keys + write_calendar_documents(storage, app, computed, now or datetime.now(UTC))
 
 

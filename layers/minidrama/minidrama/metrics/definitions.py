@@ -210,17 +210,35 @@ def _values(alias: str, columns: Sequence[tuple[str, str]], rows: Sequence[Seque
 # one instant can meet: a user's several os and region pairs of one day, see minidrama.metrics.facts)
 _RECENCY = record(
     {
-        "time": ("user_days.latest_launch_time", "TIMESTAMP WITH TIME ZONE"),
-        "event_id": ("coalesce(user_days.latest_launch_event_id, '')", "VARCHAR"),
+        "time": ("latest_row.latest_launch_time", "TIMESTAMP WITH TIME ZONE"),
+        "event_id": ("coalesce(latest_row.latest_launch_event_id, '')", "VARCHAR"),
     }
 )
 # The latest launch's values in one record, a missing one as 'unknown' (max_by skips nulls)
 _LAUNCH_VALUES = record(
     {
-        column: (f"coalesce(user_days.{column}, 'unknown')", "VARCHAR")
+        column: (f"coalesce(latest_row.{column}, 'unknown')", "VARCHAR")
         for column in (*PROFILE_ATTRIBUTES.values(), *DEVICE_ATTRIBUTES.values())
     }
 )
+_LATEST_LAUNCH_COLUMNS = (
+    "latest_launch_time",
+    "latest_launch_event_id",
+    *PROFILE_ATTRIBUTES.values(),
+    *DEVICE_ATTRIBUTES.values(),
+)
+
+
+def span_rows_of_days(relation: str) -> str:
+    """Rows of ``user_days`` (``relation``, with ``day``) as rows of ``user_spans`` of one day each
+    (see :mod:`minidrama.metrics.spans`): the day is the first and the last launch day of a row
+    with a successful launch."""
+    latest = ", ".join(column for column in _LATEST_LAUNCH_COLUMNS if column != "region")
+    return (
+        "SELECT user_id, os, region, launches, duration_ms, first_launch_day,"
+        " CASE WHEN launches > 0 THEN day END AS first_launch_in_span,"
+        f" CASE WHEN launches > 0 THEN day END AS last_launch_in_span, {latest} FROM {relation}"
+    )
 
 
 def shared_relations(period: Period) -> dict[str, str]:
@@ -233,7 +251,9 @@ def shared_relations(period: Period) -> dict[str, str]:
         with a successful launch: their list (null when retention is read from its stored
         counts), the first one, and the latest launch's ``recency``
         (time, event id) and attributes (``latest``, a missing one as ``'unknown'``). Users,
-        profile and device read it instead of each grouping the period's rows again.
+        profile and device read it instead of each grouping the period's rows again. A range with
+        :attr:`Period.spans` folds ``user_spans`` (span rollups and single days) instead of
+        ``user_days``: the same fold, of fewer rows.
     ``launch_users(user_id, one_segment_pair, first_day)``
         every user with a launch in the period: whether those launches have one os and one region
         (:func:`per_user_by_segment`), and the first launch ever (the ``first_launch`` row).
@@ -245,28 +265,36 @@ def shared_relations(period: Period) -> dict[str, str]:
     launch, and its ``first_launch`` comes from ``user_combos`` too (every row of a range's facts
     carries its user's first launch ever): the range's rows are read once.
     """
+    if period.spans and not period.stored_retention:
+        raise ValueError("span rollups hold no launch days: a range reads them only with stored retention")
+    rows = "user_spans" if period.spans else f"({span_rows_of_days('user_days')})"
     launched = "FILTER (WHERE launches > 0)"
-    # only retention reads the lists, and not when a range reads its stored counts
-    launch_days = "CAST(NULL AS DATE[])" if period.stored_retention else f"{collect('day')} {launched}"
+    # only retention reads the lists, and not when a range reads its stored counts (rows of days
+    # then: a row's first launch day is its day)
+    launch_days = (
+        "CAST(NULL AS DATE[])" if period.stored_retention else f"{collect('first_launch_in_span')} {launched}"
+    )
     relations = {
-        # A user, os and region have one row a day: their latest launch is that of their last
-        # launch day, read back by a join (far cheaper than a max_by of records over every row).
+        # A user, os and region have one row a day (or a span): their latest launch is that of
+        # their last launch day, read back by a join (far cheaper than a max_by of records over
+        # every row).
         "user_combos": f"""
             WITH grouped AS (
                 SELECT user_id, os, region, sum(launches) AS launches, sum(duration_ms) AS duration_ms,
                        min(first_launch_day) AS first_launch_day,
-                       {launch_days} AS launch_days, min(day) {launched} AS first_combo_day,
-                       max(day) {launched} AS last_launch_day
-                FROM user_days GROUP BY user_id, os, region
+                       {launch_days} AS launch_days, min(first_launch_in_span) AS first_combo_day,
+                       max(last_launch_in_span) AS last_launch_day
+                FROM {rows} AS user_rows GROUP BY user_id, os, region
             )
             SELECT grouped.user_id, grouped.os, grouped.region, grouped.launches, grouped.duration_ms,
                    grouped.first_launch_day, grouped.launch_days, grouped.first_combo_day,
-                   CASE WHEN user_days.day IS NOT NULL THEN {_RECENCY} END AS recency,
-                   CASE WHEN user_days.day IS NOT NULL THEN {_LAUNCH_VALUES} END AS latest
+                   CASE WHEN latest_row.user_id IS NOT NULL THEN {_RECENCY} END AS recency,
+                   CASE WHEN latest_row.user_id IS NOT NULL THEN {_LAUNCH_VALUES} END AS latest
             FROM grouped
-            LEFT JOIN user_days
-              ON user_days.user_id = grouped.user_id AND user_days.os = grouped.os
-             AND user_days.region = grouped.region AND user_days.day = grouped.last_launch_day
+            LEFT JOIN {rows} AS latest_row
+              ON latest_row.user_id = grouped.user_id AND latest_row.os = grouped.os
+             AND latest_row.region = grouped.region
+             AND latest_row.last_launch_in_span = grouped.last_launch_day
         """
     }
     relations["launch_users"] = f"""
@@ -733,7 +761,8 @@ class EntryPoints(Definition):
             "main": f"""
                 WITH combos AS (
                     SELECT user_id, os, region, entry_point, sum(launches) AS launches
-                    FROM entry_points GROUP BY user_id, os, region, entry_point
+                    FROM {"entry_spans" if period.spans else "entry_points"} AS entry_rows
+                    GROUP BY user_id, os, region, entry_point
                 ), user_entries AS (
                     -- a launch through an entry point is a launch: its user is a launch user
                     SELECT combos.entry_point, combos.user_id, combos.os, combos.region,

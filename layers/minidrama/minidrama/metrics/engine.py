@@ -53,7 +53,7 @@ import duckdb
 from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage, NotFoundError, ObjectInfo, Storage, state_prefix
 from minidrama.metrics import facts as stored
-from minidrama.metrics import sql
+from minidrama.metrics import spans, sql
 from minidrama.metrics.compaction import (
     check_event_files,
     declared_columns,
@@ -283,6 +283,30 @@ class MetricsSession:
             generated_at=generated_at or datetime.now(UTC),
             results=results,
         )
+
+    def refresh_spans(self) -> list[spans.Span]:
+        """Build the span rollups of the computed days that are missing or stale (see
+        :mod:`minidrama.metrics.spans`); the spans built."""
+        connection = connect()
+        try:
+            built, replaced = spans.refresh(
+                self.facts_index,
+                self.app.app_id,
+                partial(self._put_parquet, connection),
+                self._verified_fact,
+            )
+        finally:
+            connection.close()
+        if built or replaced:
+            self._garbage.extend(replaced)
+            self._dirty = True
+        return built
+
+    def _verified_fact(self, file: stored.FactsFile) -> Path:
+        """A local copy of an indexed facts file, checked against its SHA-256 once per session."""
+        if file.key not in self._verified:
+            self._verified[file.key] = stored.verified_path(self.storage, file, self.workdir / "lake")
+        return self._verified[file.key]
 
     def _build_facts(self, connection: duckdb.DuckDBPyConnection, day: date) -> list[str]:
         """Build the day's stored facts as tables ``fact_{table}``, bound for the definitions as
@@ -666,7 +690,7 @@ class MetricsSession:
         named = self._named()
         present |= {
             info.key
-            for table in stored.ALL_TABLES
+            for table in (*stored.ALL_TABLES, *spans.SPAN_TABLES)
             for info in self.storage.list(stored.table_prefix(table, self.app.app_id))
         }
         named |= self.facts_index.keys()

@@ -48,8 +48,9 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from minidrama.lake import NotFoundError, Storage
 from minidrama.metrics.definitions import TOTAL_USERS, record
@@ -300,6 +301,36 @@ class FactsFile:
     size: int
 
 
+EPOCH = date(1970, 1, 1)  # spans are aligned to their length in days since
+
+
+class Span(NamedTuple):
+    """The aligned span of ``days`` days from ``first`` (a key of :attr:`FactsIndex.spans`)."""
+
+    first: date
+    days: int
+
+    @property
+    def last(self) -> date:
+        return self.first + timedelta(days=self.days - 1)
+
+    @property
+    def dates(self) -> list[date]:
+        return [self.first + timedelta(days=n) for n in range(self.days)]
+
+    def halves(self) -> tuple[Span, Span]:
+        half = self.days // 2
+        return Span(self.first, half), Span(self.first + timedelta(days=half), half)
+
+
+@dataclass(frozen=True)
+class SpanEntry:
+    """A span's files by table, and the SHA-256 over the day facts it was folded from."""
+
+    source: str
+    files: dict[str, FactsFile]
+
+
 @dataclass
 class FactsIndex:
     """Every computed day of an app and its facts files, as ``facts/_index/app_id={app}/index.json``.
@@ -311,6 +342,8 @@ class FactsIndex:
     app_id: str
     timezone: str
     days: dict[date, dict[str, FactsFile]] = field(default_factory=dict)
+    # the span rollups of the days (see minidrama.metrics.spans): a cache, rebuilt when stale
+    spans: dict[Span, SpanEntry] = field(default_factory=dict)
 
     @classmethod
     def load(cls, storage: Storage, app_id: str, timezone: str, *, strict: bool = True) -> FactsIndex:
@@ -328,6 +361,14 @@ class FactsIndex:
                 date.fromisoformat(day): {table: FactsFile(**entry) for table, entry in tables.items()}
                 for day, tables in raw["days"].items()
             }
+            spans = {
+                Span(date.fromisoformat(first), int(length)): SpanEntry(
+                    entry["source"], {table: FactsFile(**file) for table, file in entry["files"].items()}
+                )
+                for first, length, entry in (
+                    (*name.split("+"), entry) for name, entry in raw.get("spans", {}).items()
+                )
+            }
         except NotFoundError:
             return cls(app_id, timezone)
         except (ValueError, TypeError, KeyError, AttributeError) as error:
@@ -337,7 +378,7 @@ class FactsIndex:
                 ) from error
             logger.warning("facts index unreadable, its days will be recomputed", extra={"key": key})
             return cls(app_id, timezone)
-        return cls(app_id, timezone, days)
+        return cls(app_id, timezone, days, spans)
 
     def to_bytes(self) -> bytes:
         body = {
@@ -348,11 +389,20 @@ class FactsIndex:
                 day.isoformat(): {table: vars(entry) for table, entry in sorted(tables.items())}
                 for day, tables in sorted(self.days.items())
             },
+            "spans": {
+                f"{span.first.isoformat()}+{span.days}": {
+                    "source": entry.source,
+                    "files": {table: vars(file) for table, file in sorted(entry.files.items())},
+                }
+                for span, entry in sorted(self.spans.items())
+            },
         }
         return json.dumps(body, indent=1).encode()
 
     def keys(self) -> set[str]:
-        return {entry.key for tables in self.days.values() for entry in tables.values()}
+        return {entry.key for tables in self.days.values() for entry in tables.values()} | {
+            file.key for entry in self.spans.values() for file in entry.files.values()
+        }
 
 
 def verified_path(storage: Storage, entry: FactsFile, workdir: Path) -> Path:

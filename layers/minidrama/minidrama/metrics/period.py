@@ -80,6 +80,10 @@ class Period:
     # A range whose days' stored retention counts agree (minidrama.metrics.facts: ``retention``)
     # reads them instead of working retention out from the launches.
     stored_retention: bool = False
+    # A range whose users and entry points are bound as ``user_spans`` and ``entry_spans`` (span
+    # rollups and single days, minidrama.metrics.spans) rather than read from every day; only
+    # with stored retention, since working it out needs each day's launches.
+    spans: bool = False
 
     @classmethod
     def day(cls, day: date) -> Period:

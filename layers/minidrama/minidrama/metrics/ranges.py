@@ -21,7 +21,7 @@ import duckdb
 
 from minidrama.config import AppConfig
 from minidrama.lake import LocalStorage, Storage
-from minidrama.metrics import facts, sql
+from minidrama.metrics import facts, spans, sql
 from minidrama.metrics.document import build_document
 from minidrama.metrics.engine import connect, run_definitions
 from minidrama.metrics.exceptions import MissingDays, UnknownSegment
@@ -73,13 +73,14 @@ def query_range(
     # the facts in any order costs a third less.
     connection.execute("SET preserve_insertion_order = false")
     try:
-        paths = _verified_paths(storage, _facts_entries(index, period), workdir)
-        for table, table_paths in paths.items():
-            kind = "VIEW" if table in _SCANNED_IN_PLACE else "TABLE"
-            connection.execute(f"CREATE {kind} {table} AS {_read_facts(table, table_paths)}")
+        rollup = _rollup_plan(index, period)
+        paths = _verified_paths(storage, _facts_entries(index, period, rollup), workdir)
+        _bind_facts(connection, paths, rolled_up=rollup is not None)
         for statement in _DERIVED:
             connection.execute(statement)
         period = _with_stored_retention(connection, period, list(paths))
+        if rollup is not None:
+            period = _bind_users(connection, storage, index, period, rollup, paths, workdir)
         results = run_definitions(connection, period)
     finally:
         connection.close()
@@ -116,15 +117,74 @@ def _facts_tables(index: facts.FactsIndex, period: Period) -> list[str]:
     return tables
 
 
-def _facts_entries(index: facts.FactsIndex, period: Period) -> dict[str, list[facts.FactsFile]]:
+def _rollup_plan(index: facts.FactsIndex, period: Period) -> spans.Plan | None:
+    """The spans and single days a range reads its users and entry points from (see
+    :mod:`minidrama.metrics.spans`), or None to read every day: when no fresh span fits in the
+    range, or its days do not all have stored retention counts (working retention out needs each
+    day's launches)."""
+    if "retention" not in _facts_tables(index, period):
+        return None
+    plan = spans.plan(index, period.first, period.last)
+    return plan if plan.spans else None
+
+
+def _facts_entries(
+    index: facts.FactsIndex, period: Period, rollup: spans.Plan | None = None
+) -> dict[str, list[facts.FactsFile]]:
     """The facts files a range reads, by table: each of its days' (the last day's alone for the
-    segment totals, which are totals up to the day)."""
-    return {
+    segment totals, which are totals up to the day); with a ``rollup`` plan, ``user_days`` of its
+    single days only and the files of its spans (``user_spans``, ``entry_spans``)."""
+    entries = {
         table: [
             index.days[day][table] for day in ([period.last] if table == "segment_totals" else period.days)
         ]
         for table in _facts_tables(index, period)
     }
+    if rollup is not None:
+        entries["user_days"] = [index.days[day]["user_days"] for day in rollup.days]
+        for table in spans.SPAN_TABLES:
+            entries[table] = [index.spans[span].files[table] for span in rollup.spans]
+    return entries
+
+
+def _bind_facts(
+    connection: duckdb.DuckDBPyConnection, paths: dict[str, list[Path]], *, rolled_up: bool
+) -> None:
+    """Each facts table of ``paths`` as a relation of its name (the span files and, when
+    ``rolled_up``, the single days' ``user_days`` are bound by :func:`_bind_users`)."""
+    for table, table_paths in paths.items():
+        if table in spans.SPAN_TABLES or (rolled_up and table == "user_days"):
+            continue
+        kind = "VIEW" if table in _SCANNED_IN_PLACE else "TABLE"
+        connection.execute(f"CREATE {kind} {table} AS {_read_facts(table, table_paths)}")
+
+
+def _bind_users(
+    connection: duckdb.DuckDBPyConnection,
+    storage: Storage,
+    index: facts.FactsIndex,
+    period: Period,
+    rollup: spans.Plan,
+    paths: dict[str, list[Path]],
+    workdir: Path,
+) -> Period:
+    """Bind a rolled-up range's users and entry points: ``user_spans`` and ``entry_spans`` over
+    its spans and single days, when its stored retention holds; otherwise (a day recomputed
+    without the days that look back at it) ``user_days`` of every day, read one by one."""
+    if not period.stored_retention:
+        every_day = {"user_days": [index.days[day]["user_days"] for day in period.days]}
+        _bind_facts(connection, _verified_paths(storage, every_day, workdir), rolled_up=False)
+        return period
+    entry_points = dict(zip(period.days, paths["entry_points"], strict=True))
+    rows = {
+        "user_spans": spans.user_span_rows(paths["user_spans"], paths["user_days"]),
+        "entry_spans": spans.entry_span_rows(
+            paths["entry_spans"], [entry_points[day] for day in rollup.days]
+        ),
+    }
+    for table, query in rows.items():
+        connection.execute(f"CREATE VIEW {table} AS {query}")
+    return replace(period, spans=True)
 
 
 def _verified_paths(
