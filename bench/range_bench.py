@@ -17,7 +17,10 @@ peak RSS; median of --runs):
   compute  (3) the daily compute of DAY (steady state: every earlier day computed, as scenario
            "full" of bench/metrics_bench.py) with this code and with the code before the facts
            (commit ca6ad4a, checked out in a git worktree and imported by PYTHONPATH), runs
-           alternating; the ratio of the medians new/old. Target: <= 1.10. (With --new-commit, DAY
+           alternating; the ratio of the medians new/old. Target: <= 1.10. (3b) the span upkeep of
+           DAY: the spans holding DAY dropped from the index and folded again from their halves, as
+           when DAY is first computed (a steady-state recompute writes the same facts, its spans
+           stay fresh: (3) holds only their check). (With --new-commit, DAY
            of the 61-day lake is computed once more by the installed code at the end, so later
            range and profile runs read the facts the installed code writes.)
   size     (4) bytes of the facts files of DAY (and of every day) against the bytes of the event
@@ -255,6 +258,7 @@ def ensure_year_lake(workdir: Path, jobs: int) -> tuple[Path, dict]:
         print(f"  computed {first} .. {last} in {seconds:.0f} s (peak {peak:.0f} MB)", flush=True)
     record["compute_seconds"] = round(sum(chunk["seconds"] for chunk in chunks.values()), 1)
     record_path.write_text(json.dumps(record))
+    ensure_spans(lake, record, record_path)
     return lake, record
 
 
@@ -278,6 +282,7 @@ def ensure_lake(workdir: Path) -> tuple[Path, dict]:
         record |= {"compute_seconds": round(seconds, 1), "compute_peak_mb": peak}
         record_path.write_text(json.dumps(record))
         print(f"computed its {HISTORY_DAYS + 1} days in {seconds:.0f} s")
+    ensure_spans(lake, record, record_path)
     return lake, record
 
 
@@ -339,6 +344,40 @@ def scenario_compute_day(lake: Path, first: date, last: date) -> dict:
         "active_users": document["segments"]["all"]["dashboard"]["active_users"],
         "package": str(Path(minidrama.__file__).parent.parent),
     }
+
+
+def scenario_spans(lake: Path, first: date, last: date) -> dict:
+    """Build the missing and stale span rollups (compute_days of no day). With ``first`` == ``last``
+    the spans holding that day are dropped first: the upkeep of the day it completes its spans."""
+    from minidrama.lake import LocalStorage
+    from minidrama.metrics import compute_days, facts
+
+    storage, app = LocalStorage(lake), _app()
+    dropped = 0
+    if first == last:
+        index = facts.FactsIndex.load(storage, app.app_id, app.timezone)
+        held = [span for span in index.spans if span.first <= first <= span.last]
+        for span in held:
+            del index.spans[span]
+        dropped = len(held)
+        storage.put_bytes(facts.facts_index_key(app.app_id), index.to_bytes(), "application/json")
+    started = time.perf_counter()
+    compute_days(storage, app, [])
+    index = facts.FactsIndex.load(storage, app.app_id, app.timezone)
+    return {
+        "dropped": dropped,
+        "spans": len(index.spans),
+        "inner_seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def ensure_spans(lake: Path, record: dict, record_path: Path) -> None:
+    """The lake's span rollups, built once (a lake computed before them has none)."""
+    if "spans_seconds" not in record:
+        seconds, peak, result, _ = run_child("spans", lake, FIRST, DAY)
+        record |= {"spans_seconds": round(seconds, 1), "spans_peak_mb": peak, "spans": result["spans"]}
+        record_path.write_text(json.dumps(record))
+        print(f"built its {result['spans']} span rollups in {seconds:.0f} s")
 
 
 def scenario_range(lake: Path, first: date, last: date) -> dict:
@@ -430,23 +469,25 @@ def scenario_profile(lake: Path, first: date, last: date) -> dict:
     connection.execute("SET preserve_insertion_order = false")  # as query_range
     workdir = Path(tempfile.mkdtemp(prefix="range-profile-"))
     results = {}
-    entries = ranges._facts_entries(index, period)
+    rollup = ranges._rollup_plan(index, period)
+    entries = ranges._facts_entries(index, period, rollup)
+    paths = {}
     for table, listed in entries.items():
-        paths = ranges._verified_paths(storage, {table: listed}, workdir)[table]  # as query_range
-        step(f"verify {table}", mb=round(sum(path.stat().st_size for path in paths) / 2**20, 1))
+        paths |= ranges._verified_paths(storage, {table: listed}, workdir)  # as query_range
+        step(f"verify {table}", mb=round(sum(path.stat().st_size for path in paths[table]) / 2**20, 1))
         # as query_range: a table scanned in place is a view, read by its query and not here
-        in_place = table in ranges._SCANNED_IN_PLACE
-        connection.execute(
-            f"CREATE {'VIEW' if in_place else 'TABLE'} {table} AS {ranges._read_facts(table, paths)}"
-        )
+        ranges._bind_facts(connection, {table: paths[table]}, rolled_up=rollup is not None)
         count = None
-        if not in_place:
+        if table not in ranges._SCANNED_IN_PLACE and table in facts.ALL_TABLES:
             (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
         step(f"read {table}", rows=count)
     for statement in ranges._DERIVED:
         connection.execute(statement)
         step("derive " + statement.split()[2])
     period = ranges._with_stored_retention(connection, period, list(entries))
+    if rollup is not None:
+        period = ranges._bind_users(connection, storage, index, period, rollup, paths, workdir)
+        step(f"bind {len(rollup.spans)} spans and {len(rollup.days)} single days", spans=period.spans)
     step("check stored retention")
     for name, query in shared_relations(period).items():  # as run_definitions
         connection.execute(f"CREATE OR REPLACE TABLE {name} AS {query}")
@@ -475,6 +516,7 @@ def scenario_profile(lake: Path, first: date, last: date) -> dict:
 SCENARIOS = {
     "compute-all": scenario_compute_all,
     "compute-day": scenario_compute_day,
+    "spans": scenario_spans,
     "range": scenario_range,
     "raw": scenario_raw,
     "profile": scenario_profile,
@@ -747,6 +789,20 @@ def report(args: argparse.Namespace) -> None:
         notes.append(f"(3) before: runs {[round(s[0], 2) for s in old_runs]}, package {old_info['package']}")
         notes.append(f"(3) after:  runs {[round(s[0], 2) for s in new_runs]}, package {new_info['package']}")
         notes.append(f"(3) median of the per-pair ratios after/before: {pairs:.2f}")
+        # The steady-state recompute of DAY writes the same facts: its spans stay fresh. The day's
+        # first compute also folds the spans it completes (DAY ends spans of 2 to 32 days here).
+        upkeep = [run_child("spans", lake, DAY, DAY) for _ in range(args.runs)]
+        upkeep_s = statistics.median(sample[0] for sample in upkeep)
+        table.append(
+            (
+                f"(3b) span upkeep of DAY ({upkeep[0][2]['dropped']} spans folded), not in (3)",
+                f"{upkeep_s:.2f} s",
+                f"{statistics.median(sample[1] for sample in upkeep):.0f} MB",
+                "",
+            )
+        )
+        table.append(("     (after + upkeep) / before", f"{(new_s + upkeep_s) / old_s:.2f}", "", ""))
+        notes.append(f"(3b) runs {[round(sample[0], 2) for sample in upkeep]}")
 
     if "size" in parts and lake:
         for label, where in (("61-day lake", lake), ("365-day lake", workdir / "lake-365d")):
