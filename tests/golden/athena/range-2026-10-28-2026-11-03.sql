@@ -7,13 +7,29 @@ WITH grouped AS (
     SUM(launches) AS launches,
     SUM(duration_ms) AS duration_ms,
     MIN(first_launch_day) AS first_launch_day,
-    ARRAY_AGG(day) FILTER(WHERE
+    ARRAY_AGG(first_launch_in_span) FILTER(WHERE
       launches > 0) AS launch_days,
-    MIN(day) FILTER(WHERE
-      launches > 0) AS first_combo_day,
-    MAX(day) FILTER(WHERE
-      launches > 0) AS last_launch_day
-  FROM user_days
+    MIN(first_launch_in_span) AS first_combo_day,
+    MAX(last_launch_in_span) AS last_launch_day
+  FROM (
+    SELECT
+      user_id,
+      os,
+      region,
+      launches,
+      duration_ms,
+      first_launch_day,
+      CASE WHEN launches > 0 THEN day END AS first_launch_in_span,
+      CASE WHEN launches > 0 THEN day END AS last_launch_in_span,
+      latest_launch_time,
+      latest_launch_event_id,
+      gender,
+      age_group,
+      device_brand,
+      device_model,
+      tiktok_version
+    FROM user_days
+  ) AS user_rows
   GROUP BY
     user_id,
     os,
@@ -29,21 +45,21 @@ SELECT
   grouped.launch_days,
   grouped.first_combo_day,
   CASE
-    WHEN NOT user_days.day IS NULL
+    WHEN NOT latest_row.user_id IS NULL
     THEN CAST(ROW(
-      CAST(user_days.latest_launch_time AS TIMESTAMP),
-      CAST(COALESCE(user_days.latest_launch_event_id, '') AS VARCHAR)
+      CAST(latest_row.latest_launch_time AS TIMESTAMP),
+      CAST(COALESCE(latest_row.latest_launch_event_id, '') AS VARCHAR)
     ) AS ROW(time TIMESTAMP, event_id VARCHAR))
   END AS recency,
   CASE
-    WHEN NOT user_days.day IS NULL
+    WHEN NOT latest_row.user_id IS NULL
     THEN CAST(ROW(
-      CAST(COALESCE(user_days.gender, 'unknown') AS VARCHAR),
-      CAST(COALESCE(user_days.age_group, 'unknown') AS VARCHAR),
-      CAST(COALESCE(user_days.region, 'unknown') AS VARCHAR),
-      CAST(COALESCE(user_days.device_brand, 'unknown') AS VARCHAR),
-      CAST(COALESCE(user_days.device_model, 'unknown') AS VARCHAR),
-      CAST(COALESCE(user_days.tiktok_version, 'unknown') AS VARCHAR)
+      CAST(COALESCE(latest_row.gender, 'unknown') AS VARCHAR),
+      CAST(COALESCE(latest_row.age_group, 'unknown') AS VARCHAR),
+      CAST(COALESCE(latest_row.region, 'unknown') AS VARCHAR),
+      CAST(COALESCE(latest_row.device_brand, 'unknown') AS VARCHAR),
+      CAST(COALESCE(latest_row.device_model, 'unknown') AS VARCHAR),
+      CAST(COALESCE(latest_row.tiktok_version, 'unknown') AS VARCHAR)
     ) AS ROW(
       gender VARCHAR,
       age_group VARCHAR,
@@ -54,11 +70,29 @@ SELECT
     ))
   END AS latest
 FROM grouped
-LEFT JOIN user_days
-  ON user_days.user_id = grouped.user_id
-  AND user_days.os = grouped.os
-  AND user_days.region = grouped.region
-  AND user_days.day = grouped.last_launch_day;
+LEFT JOIN (
+  SELECT
+    user_id,
+    os,
+    region,
+    launches,
+    duration_ms,
+    first_launch_day,
+    CASE WHEN launches > 0 THEN day END AS first_launch_in_span,
+    CASE WHEN launches > 0 THEN day END AS last_launch_in_span,
+    latest_launch_time,
+    latest_launch_event_id,
+    gender,
+    age_group,
+    device_brand,
+    device_model,
+    tiktok_version
+  FROM user_days
+) AS latest_row
+  ON latest_row.user_id = grouped.user_id
+  AND latest_row.os = grouped.os
+  AND latest_row.region = grouped.region
+  AND latest_row.last_launch_in_span = grouped.last_launch_day;
 
 -- shared.launch_users
 SELECT
@@ -269,7 +303,7 @@ WITH combos AS (
     region,
     entry_point,
     SUM(launches) AS launches
-  FROM entry_points
+  FROM entry_points AS entry_rows
   GROUP BY
     user_id,
     os,
