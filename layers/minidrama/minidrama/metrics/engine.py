@@ -288,13 +288,16 @@ class MetricsSession:
         """Build the span rollups of the computed days that are missing or stale (see
         :mod:`minidrama.metrics.spans`); the spans built."""
         connection = connect()
+
+        def put(query: str, key_of: Callable[[str], str]) -> stored.FactsFile:
+            cursor = connection.cursor()  # one per writing thread
+            try:
+                return self._put_parquet(cursor, query, key_of)
+            finally:
+                cursor.close()
+
         try:
-            built, replaced = spans.refresh(
-                self.facts_index,
-                self.app.app_id,
-                partial(self._put_parquet, connection),
-                self._verified_fact,
-            )
+            built, replaced = spans.refresh(self.facts_index, self.app.app_id, put, self._verified_fact)
         finally:
             connection.close()
         if built or replaced:

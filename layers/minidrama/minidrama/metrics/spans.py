@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -209,12 +210,15 @@ Put = Callable[[str, Callable[[str], str]], facts.FactsFile]
 Local = Callable[[facts.FactsFile], Path]
 
 
-def refresh(index: facts.FactsIndex, app_id: str, put: Put, local: Local) -> tuple[list[Span], list[str]]:
+def refresh(
+    index: facts.FactsIndex, app_id: str, put: Put, local: Local, workers: int = 2
+) -> tuple[list[Span], list[str]]:
     """Build every span whose days are all computed and that is missing or stale, level by level
     (each from its two halves), and drop the spans that hold a day no longer computed; returns the
     spans built and the keys of the files the index stopped naming. ``put(query, key_of)`` writes
     a query's rows as a Parquet file and returns it; ``local(file)`` is a verified local copy of an
-    indexed file. Checking a span costs a hash over its days' entries: only the stale are built."""
+    indexed file; both are called from ``workers`` threads at once. Checking a span costs a hash
+    over its days' entries: only the stale are built."""
     built: list[Span] = []
     garbage: list[str] = []
     for span in [span for span in index.spans if span_source(index, span) is None]:
@@ -222,24 +226,31 @@ def refresh(index: facts.FactsIndex, app_id: str, put: Put, local: Local) -> tup
     computed = sorted(index.days)
     if not computed:
         return built, garbage
-    for level in range(1, MAX_LEVEL + 1):
-        length = 2**level
-        for span in _candidates(computed, length):
-            source = span_source(index, span)
-            if source is None or _fresh(index, span):
-                continue
-            files = {
-                table: put(
-                    _typed(table, fold_sql(table, _half_rows(index, span, table, local))),
-                    _key(table, app_id, span),
-                )
-                for table in SPAN_TABLES
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for level in range(1, MAX_LEVEL + 1):
+            # the spans of a level fold halves of the level below: their files are written side by side
+            stale = {
+                span: source
+                for span in _candidates(computed, 2**level)
+                if (source := span_source(index, span)) is not None and not _fresh(index, span)
             }
-            previous = index.spans.get(span)
-            if previous is not None:
-                garbage.extend(file.key for file in previous.files.values())
-            index.spans[span] = facts.SpanEntry(source, files)
-            built.append(span)
+            jobs = [(span, table) for span in stale for table in SPAN_TABLES]
+            written = pool.map(
+                lambda job: put(
+                    _typed(job[1], fold_sql(job[1], _half_rows(index, job[0], job[1], local))),
+                    _key(job[1], app_id, job[0]),
+                ),
+                jobs,
+            )
+            files: dict[Span, dict[str, facts.FactsFile]] = {span: {} for span in stale}
+            for (span, table), file in zip(jobs, written, strict=True):
+                files[span][table] = file
+            for span, source in stale.items():
+                previous = index.spans.get(span)
+                if previous is not None:
+                    garbage.extend(file.key for file in previous.files.values())
+                index.spans[span] = facts.SpanEntry(source, files[span])
+                built.append(span)
     return built, garbage
 
 
