@@ -229,10 +229,11 @@ def refresh(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for level in range(1, MAX_LEVEL + 1):
             # the spans of a level fold halves of the level below: their files are written side by side
+            sources = {span: span_source(index, span) for span in _candidates(computed, 2**level)}
             stale = {
                 span: source
-                for span in _candidates(computed, 2**level)
-                if (source := span_source(index, span)) is not None and not _fresh(index, span)
+                for span, source in sources.items()
+                if source is not None and (span not in index.spans or index.spans[span].source != source)
             }
             jobs = [(span, table) for span in stale for table in SPAN_TABLES]
             written = pool.map(
